@@ -1,0 +1,64 @@
+import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+
+import { PublicJwk, type TokenKeysReply } from '@portcullis/contracts';
+import { APP_CONFIG, type AppConfig } from '@portcullis/core';
+import type { VerifiedMessage } from '@portcullis/messaging';
+import { Public } from '@portcullis/security';
+
+import { SigningKeys } from './signing-keys';
+
+class JwksView {
+  @ApiProperty({ type: PublicJwk, isArray: true })
+  keys!: PublicJwk[];
+}
+
+class OpenIdConfigurationView {
+  @ApiProperty() issuer!: string;
+  @ApiProperty() jwks_uri!: string;
+  @ApiProperty({ isArray: true, type: String }) id_token_signing_alg_values_supported!: string[];
+  @ApiProperty({ isArray: true, type: String }) token_endpoint_auth_methods_supported!: string[];
+  @ApiProperty() token_endpoint!: string;
+  @ApiProperty({ isArray: true, type: String }) grant_types_supported!: string[];
+}
+
+@ApiTags('keys')
+@Controller()
+export class KeysController {
+  constructor(
+    private readonly keys: SigningKeys,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Get('.well-known/jwks.json')
+  @Public()
+  @Header('cache-control', 'public, max-age=300')
+  @ApiOperation({ summary: 'Public keys that verify access tokens' })
+  @ApiOkResponse({ type: JwksView })
+  jwks(): JwksView {
+    return { keys: this.keys.publicKeys() };
+  }
+
+  @Get('.well-known/openid-configuration')
+  @Public()
+  @ApiOperation({ summary: 'Discovery document: issuer, JWKS location, algorithms' })
+  @ApiOkResponse({ type: OpenIdConfigurationView })
+  openIdConfiguration(): OpenIdConfigurationView {
+    const base = this.config.tokenIssuer.replace(/\/+$/, '');
+    return {
+      issuer: this.config.tokenIssuer,
+      jwks_uri: `${base}/.well-known/jwks.json`,
+      token_endpoint: `${base}/auth/login`,
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['none'],
+      grant_types_supported: ['password', 'refresh_token'],
+    };
+  }
+
+  /** Services learn the token keys over a signed request, so no key arrives unauthenticated. */
+  @MessagePattern('auth.keys.query')
+  publishKeys(@Payload() _message: VerifiedMessage): TokenKeysReply {
+    return { keys: this.keys.publicKeys() };
+  }
+}

@@ -1,0 +1,27 @@
+import { Module } from '@nestjs/common';
+
+import { DatabaseModule } from '@portcullis/core';
+import { MessagingModule } from '@portcullis/messaging';
+
+import { Invoice } from './invoices/invoice.entity';
+import { InvoicesController } from './invoices/invoices.controller';
+import { InvoicesService } from './invoices/invoices.service';
+import { OrderEventsHandler } from './invoices/order-events.handler';
+import { CreateBilling1764806600000 } from './migrations/1764806600000-create-billing';
+import { Payment } from './payments/payment.entity';
+import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-provider';
+
+/** Invoices and payments. */
+@Module({
+  imports: [
+    DatabaseModule.forService({
+      service: 'billing',
+      entities: [Invoice, Payment],
+      migrations: [CreateBilling1764806600000],
+    }),
+    MessagingModule.forService('billing'),
+  ],
+  controllers: [InvoicesController, OrderEventsHandler],
+  providers: [InvoicesService, { provide: PaymentProvider, useClass: SimulatedPaymentProvider }],
+})
+export class BillingModule {}

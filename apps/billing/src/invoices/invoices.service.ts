@@ -1,0 +1,225 @@
+import {
+  ConflictException,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  Logger,
+  NotFoundException,
+  UnprocessableEntityException,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { createHash, randomUUID } from 'node:crypto';
+import { DataSource, type EntityManager } from 'typeorm';
+
+import { SecurityEvents } from '@portcullis/audit';
+import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
+import type { Actor } from '@portcullis/core';
+import { MessageClient } from '@portcullis/messaging';
+import { mayAccess, ownerScope } from '@portcullis/security';
+
+import { Payment } from '../payments/payment.entity';
+import { PaymentProvider } from '../payments/payment-provider';
+import { Invoice } from './invoice.entity';
+import type { InvoiceView, PayInvoiceDto } from './invoice.dto';
+
+const LIST_LIMIT = 100;
+
+@Injectable()
+export class InvoicesService {
+  private readonly logger = new Logger(InvoicesService.name);
+
+  constructor(
+    @InjectDataSource('billing') private readonly db: DataSource,
+    @Inject(MessageClient) private readonly messages: MessageClient,
+    private readonly provider: PaymentProvider,
+    private readonly events: SecurityEvents,
+  ) {}
+
+  /** Opens the invoice of a new order; a redelivered event changes nothing. */
+  async openFor(order: OrderCreatedEvent): Promise<void> {
+    await this.db
+      .createQueryBuilder()
+      .insert()
+      .into(Invoice)
+      .values({
+        id: randomUUID(),
+        orderId: order.orderId,
+        customerId: order.customerId,
+        amountCents: order.totalCents,
+        currency: order.currency,
+        status: 'open',
+        paymentReference: null,
+        paidAt: null,
+      })
+      .orIgnore()
+      .execute();
+  }
+
+  /** Voids an order's invoice unless it is paid; creates it void if it has not arrived yet. */
+  async voidFor(request: VoidInvoiceRequest): Promise<'void' | 'paid'> {
+    return this.db.transaction(async (tx) => {
+      const invoice = await tx.findOne(Invoice, {
+        where: { orderId: request.orderId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!invoice) {
+        await tx.insert(Invoice, {
+          id: randomUUID(),
+          orderId: request.orderId,
+          customerId: request.customerId,
+          amountCents: request.totalCents,
+          currency: request.currency,
+          status: 'void',
+          paymentReference: null,
+          paidAt: null,
+        });
+        return 'void';
+      }
+      if (invoice.customerId !== request.customerId) {
+        throw new Error('void request names another customer than the invoice');
+      }
+      if (invoice.status === 'paid') return 'paid';
+      if (invoice.status === 'open') await tx.update(Invoice, { id: invoice.id }, { status: 'void' });
+      return 'void';
+    });
+  }
+
+  async list(actor: Actor, orderId?: string): Promise<InvoiceView[]> {
+    const customerId = ownerScope(actor);
+    const invoices = await this.db.getRepository(Invoice).find({
+      where: { ...(customerId ? { customerId } : {}), ...(orderId ? { orderId } : {}) },
+      order: { createdAt: 'DESC' },
+      take: LIST_LIMIT,
+    });
+    return invoices.map(view);
+  }
+
+  async get(actor: Actor, invoiceId: string): Promise<InvoiceView> {
+    const invoice = await this.db.getRepository(Invoice).findOneBy({ id: invoiceId });
+    return view(this.accessible(actor, invoice, invoiceId));
+  }
+
+  /**
+   * Pays an invoice once. The invoice row is locked for the whole attempt, so concurrent
+   * attempts queue; a retry with the same key gets the stored answer and charges nothing.
+   */
+  async pay(actor: Actor, invoiceId: string, input: PayInvoiceDto, idempotencyKey: string): Promise<InvoiceView> {
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([invoiceId, input.paymentMethod.token]))
+      .digest('hex');
+
+    const { status, body, paid } = await this.db.transaction(async (tx) => {
+      const invoice = await tx.findOne(Invoice, {
+        where: { id: invoiceId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      const owned = this.accessible(actor, invoice, invoiceId);
+      if (owned.customerId !== actor.id) throw new NotFoundException('invoice not found');
+
+      const earlier = await tx.findOneBy(Payment, { customerId: actor.id, idempotencyKey });
+      if (earlier) {
+        if (earlier.requestHash !== requestHash) {
+          throw new UnprocessableEntityException(['Idempotency-Key was already used for another request']);
+        }
+        return { status: earlier.responseStatus, body: earlier.responseBody, paid: undefined };
+      }
+      if (owned.status === 'paid') throw new ConflictException('invoice is already paid');
+      if (owned.status === 'void') throw new ConflictException('invoice is void');
+
+      return this.charge(tx, owned, input, idempotencyKey, requestHash);
+    });
+
+    if (paid) {
+      await this.announcePaid(paid);
+    }
+    if (status !== HttpStatus.OK) throw new HttpException(body as object, status);
+    return body as InvoiceView;
+  }
+
+  private async charge(
+    tx: EntityManager,
+    invoice: Invoice,
+    input: PayInvoiceDto,
+    idempotencyKey: string,
+    requestHash: string,
+  ): Promise<{ status: number; body: unknown; paid?: Invoice }> {
+    const result = await this.provider.charge({
+      invoiceId: invoice.id,
+      amountCents: invoice.amountCents,
+      currency: invoice.currency,
+      paymentToken: input.paymentMethod.token,
+      idempotencyKey: `${invoice.id}:${idempotencyKey}`,
+    });
+
+    let status: number;
+    let body: unknown;
+    if (result.outcome === 'succeeded') {
+      invoice.status = 'paid';
+      invoice.paidAt = new Date();
+      invoice.paymentReference = result.reference;
+      await tx.update(
+        Invoice,
+        { id: invoice.id },
+        { status: 'paid', paidAt: invoice.paidAt, paymentReference: result.reference },
+      );
+      status = HttpStatus.OK;
+      body = view(invoice);
+    } else {
+      status = HttpStatus.PAYMENT_REQUIRED;
+      body = { statusCode: status, message: 'payment was declined' };
+    }
+
+    await tx.insert(Payment, {
+      id: randomUUID(),
+      invoiceId: invoice.id,
+      customerId: invoice.customerId,
+      idempotencyKey,
+      requestHash,
+      outcome: result.outcome,
+      responseStatus: status,
+      responseBody: body as object,
+    });
+    return { status, body, paid: result.outcome === 'succeeded' ? invoice : undefined };
+  }
+
+  private accessible(actor: Actor, invoice: Invoice | null, invoiceId: string): Invoice {
+    if (invoice && mayAccess(actor, invoice.customerId)) return invoice;
+    if (invoice) {
+      this.events.record({
+        type: 'access.denied',
+        outcome: 'denied',
+        reason: 'not_owner',
+        resourceType: 'invoice',
+        resourceId: invoiceId,
+      });
+    }
+    throw new NotFoundException('invoice not found');
+  }
+
+  private async announcePaid(invoice: Invoice): Promise<void> {
+    try {
+      await this.messages.publish('billing.invoice.paid', {
+        invoiceId: invoice.id,
+        orderId: invoice.orderId,
+        customerId: invoice.customerId,
+        paidAt: (invoice.paidAt ?? new Date()).toISOString(),
+      });
+    } catch (error) {
+      this.logger.error({ msg: 'event not published', type: 'billing.invoice.paid', error: String(error) });
+    }
+  }
+}
+
+function view(invoice: Invoice): InvoiceView {
+  return {
+    id: invoice.id,
+    orderId: invoice.orderId,
+    customerId: invoice.customerId,
+    status: invoice.status,
+    amountCents: invoice.amountCents,
+    currency: invoice.currency,
+    createdAt: invoice.createdAt.toISOString(),
+    paidAt: invoice.paidAt ? invoice.paidAt.toISOString() : null,
+  };
+}

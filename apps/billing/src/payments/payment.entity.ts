@@ -1,0 +1,32 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+
+/** One payment attempt, keyed by the caller's `Idempotency-Key`, with the answer it got. */
+@Entity({ schema: 'billing', name: 'payments' })
+export class Payment {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'invoice_id', type: 'uuid' })
+  invoiceId!: string;
+
+  @Column({ name: 'customer_id', type: 'uuid' })
+  customerId!: string;
+
+  @Column({ name: 'idempotency_key', type: 'varchar', length: 255 })
+  idempotencyKey!: string;
+
+  @Column({ name: 'request_hash', type: 'char', length: 64 })
+  requestHash!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  outcome!: 'succeeded' | 'declined';
+
+  @Column({ name: 'response_status', type: 'smallint' })
+  responseStatus!: number;
+
+  @Column({ name: 'response_body', type: 'jsonb' })
+  responseBody!: unknown;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}

@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+
+import { DatabaseModule } from '@portcullis/core';
+import { MessagingModule } from '@portcullis/messaging';
+
+import { CatalogueController } from './catalogue/catalogue.controller';
+import { Product } from './catalogue/product.entity';
+import { CreateOrders1764806500000 } from './migrations/1764806500000-create-orders';
+import { SeedCatalogue1764806500001 } from './migrations/1764806500001-seed-catalogue';
+import { BillingEventsHandler } from './orders/billing-events.handler';
+import { OrderLine } from './orders/order-line.entity';
+import { Order } from './orders/order.entity';
+import { OrdersController } from './orders/orders.controller';
+import { OrdersService } from './orders/orders.service';
+
+/** The catalogue and customers' orders. */
+@Module({
+  imports: [
+    DatabaseModule.forService({
+      service: 'orders',
+      entities: [Product, Order, OrderLine],
+      migrations: [CreateOrders1764806500000, SeedCatalogue1764806500001],
+    }),
+    MessagingModule.forService('orders'),
+  ],
+  controllers: [CatalogueController, OrdersController, BillingEventsHandler],
+  providers: [OrdersService],
+})
+export class OrdersModule {}

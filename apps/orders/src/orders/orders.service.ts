@@ -1,0 +1,251 @@
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  Logger,
+  NotFoundException,
+  ServiceUnavailableException,
+  UnprocessableEntityException,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { createHash, randomUUID } from 'node:crypto';
+import { DataSource, In } from 'typeorm';
+
+import { SecurityEvents } from '@portcullis/audit';
+import type { EventType, PayloadOf } from '@portcullis/contracts';
+import type { Actor } from '@portcullis/core';
+import { MessageClient, MessageRequestError } from '@portcullis/messaging';
+import { mayAccess, ownerScope } from '@portcullis/security';
+
+import { Product } from '../catalogue/product.entity';
+import { OrderLine } from './order-line.entity';
+import { Order } from './order.entity';
+import type { CreateOrderDto, OrderView } from './order.dto';
+
+const UNIQUE_VIOLATION = '23505';
+const LIST_LIMIT = 100;
+
+@Injectable()
+export class OrdersService {
+  private readonly logger = new Logger(OrdersService.name);
+
+  constructor(
+    @InjectDataSource('orders') private readonly db: DataSource,
+    @Inject(MessageClient) private readonly messages: MessageClient,
+    private readonly events: SecurityEvents,
+  ) {}
+
+  /** Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first. */
+  async place(actor: Actor, input: CreateOrderDto, idempotencyKey?: string): Promise<OrderView> {
+    const requestHash = hashRequest(input);
+    if (idempotencyKey) {
+      const earlier = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
+      if (earlier) return earlier;
+    }
+
+    const order = await this.price(actor, input);
+    order.idempotencyKey = idempotencyKey ?? null;
+    order.requestHash = idempotencyKey ? requestHash : null;
+
+    try {
+      await this.db.transaction(async (tx) => {
+        await tx.insert(Order, { ...order, lines: undefined });
+        await tx.insert(OrderLine, order.lines);
+      });
+    } catch (error) {
+      if (idempotencyKey && isUniqueViolation(error)) {
+        const winner = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
+        if (winner) return winner;
+      }
+      throw error;
+    }
+
+    await this.announce('orders.created', {
+      orderId: order.id,
+      customerId: order.customerId,
+      totalCents: order.totalCents,
+      currency: order.currency,
+    });
+    return view(order);
+  }
+
+  async list(actor: Actor): Promise<OrderView[]> {
+    const customerId = ownerScope(actor);
+    const orders = await this.db.getRepository(Order).find({
+      where: customerId ? { customerId } : {},
+      relations: { lines: true },
+      order: { createdAt: 'DESC', lines: { lineNo: 'ASC' } },
+      take: LIST_LIMIT,
+    });
+    return orders.map(view);
+  }
+
+  async get(actor: Actor, orderId: string): Promise<OrderView> {
+    return view(await this.loadAccessible(actor, orderId));
+  }
+
+  /**
+   * Cancels an unpaid order. Billing voids the invoice first, under its own lock, so an
+   * order can never end up both cancelled and paid.
+   */
+  async cancel(actor: Actor, orderId: string): Promise<OrderView> {
+    const order = await this.loadAccessible(actor, orderId);
+    if (order.status === 'cancelled') return view(order);
+    if (order.status === 'paid') throw new ConflictException('order is already paid');
+
+    const outcome = await this.voidInvoice(order);
+    if (outcome === 'paid') throw new ConflictException('order is already paid');
+
+    const result = await this.db
+      .getRepository(Order)
+      .update({ id: order.id, status: 'pending_payment' }, { status: 'cancelled' });
+    if (!result.affected) return this.get(actor, orderId);
+
+    await this.announce('orders.cancelled', { orderId: order.id, customerId: order.customerId });
+    return this.get(actor, orderId);
+  }
+
+  /** Applies `billing.invoice.paid`: idempotent, and only for the customer the order belongs to. */
+  async markPaid(orderId: string, customerId: string): Promise<void> {
+    const result = await this.db
+      .getRepository(Order)
+      .update({ id: orderId, customerId, status: 'pending_payment' }, { status: 'paid' });
+    if (!result.affected) {
+      this.logger.warn({ msg: 'invoice paid for an order not awaiting payment', orderId });
+    }
+  }
+
+  private async price(actor: Actor, input: CreateOrderDto): Promise<Order> {
+    const skus = input.items.map((item) => item.sku);
+    const duplicates = skus.filter((sku, index) => skus.indexOf(sku) !== index);
+    if (duplicates.length > 0) {
+      throw new BadRequestException([`items must not repeat a sku: ${[...new Set(duplicates)].join(', ')}`]);
+    }
+
+    const products = await this.db.getRepository(Product).findBy({ sku: In(skus), active: true });
+    const bySku = new Map(products.map((product) => [product.sku, product]));
+    const unknown = input.items.flatMap((item, index) =>
+      bySku.has(item.sku) ? [] : [`items.${index}.sku is not in the catalogue`],
+    );
+    if (unknown.length > 0) throw new UnprocessableEntityException(unknown);
+    const currencies = new Set(products.map((product) => product.currency));
+    if (currencies.size > 1) {
+      throw new UnprocessableEntityException(['items must all be priced in one currency']);
+    }
+
+    const orderId = randomUUID();
+    const lines = input.items.map((item, index) => {
+      const product = bySku.get(item.sku)!;
+      return Object.assign(new OrderLine(), {
+        orderId,
+        lineNo: index + 1,
+        sku: product.sku,
+        name: product.name,
+        unitPriceCents: product.unitPriceCents,
+        quantity: item.quantity,
+        lineTotalCents: product.unitPriceCents * item.quantity,
+      });
+    });
+    const now = new Date();
+    return Object.assign(new Order(), {
+      id: orderId,
+      customerId: actor.id,
+      status: 'pending_payment' as const,
+      totalCents: lines.reduce((sum, line) => sum + line.lineTotalCents, 0),
+      currency: products[0].currency,
+      lines,
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+
+  private async findByIdempotencyKey(
+    customerId: string,
+    idempotencyKey: string,
+    requestHash: string,
+  ): Promise<OrderView | undefined> {
+    const order = await this.db.getRepository(Order).findOne({
+      where: { customerId, idempotencyKey },
+      relations: { lines: true },
+      order: { lines: { lineNo: 'ASC' } },
+    });
+    if (!order) return undefined;
+    if (order.requestHash !== requestHash) {
+      throw new UnprocessableEntityException(['Idempotency-Key was already used for another request']);
+    }
+    return view(order);
+  }
+
+  private async loadAccessible(actor: Actor, orderId: string): Promise<Order> {
+    const order = await this.db.getRepository(Order).findOne({
+      where: { id: orderId },
+      relations: { lines: true },
+      order: { lines: { lineNo: 'ASC' } },
+    });
+    if (order && mayAccess(actor, order.customerId)) return order;
+    if (order) {
+      this.events.record({
+        type: 'access.denied',
+        outcome: 'denied',
+        reason: 'not_owner',
+        resourceType: 'order',
+        resourceId: orderId,
+      });
+    }
+    throw new NotFoundException('order not found');
+  }
+
+  private async voidInvoice(order: Order): Promise<'void' | 'paid'> {
+    try {
+      const reply = await this.messages.request('billing.invoice.void', {
+        orderId: order.id,
+        customerId: order.customerId,
+        totalCents: order.totalCents,
+        currency: order.currency,
+      });
+      return reply.outcome;
+    } catch (error) {
+      if (error instanceof MessageRequestError) {
+        throw new ServiceUnavailableException('billing is unavailable; try again shortly');
+      }
+      throw error;
+    }
+  }
+
+  private async announce<T extends EventType>(type: T, payload: PayloadOf<T>): Promise<void> {
+    try {
+      await this.messages.publish(type, payload);
+    } catch (error) {
+      this.logger.error({ msg: 'event not published', type, error: String(error) });
+    }
+  }
+}
+
+function hashRequest(input: CreateOrderDto): string {
+  const canonical = input.items.map((item) => [item.sku, item.quantity]);
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { driverError?: { code?: string } }).driverError?.code === UNIQUE_VIOLATION;
+}
+
+function view(order: Order): OrderView {
+  return {
+    id: order.id,
+    customerId: order.customerId,
+    status: order.status,
+    lines: order.lines.map(({ sku, name, unitPriceCents, quantity, lineTotalCents }) => ({
+      sku,
+      name,
+      unitPriceCents,
+      quantity,
+      lineTotalCents,
+    })),
+    totalCents: order.totalCents,
+    currency: order.currency,
+    createdAt: order.createdAt.toISOString(),
+    updatedAt: order.updatedAt.toISOString(),
+  };
+}

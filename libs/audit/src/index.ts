@@ -1,0 +1,3 @@
+export * from './audit.module';
+export * from './security-event';
+export * from './security-events.service';

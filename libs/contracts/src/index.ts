@@ -1,0 +1,3 @@
+export * from './message-types';
+export * from './payloads';
+export * from './roles';

@@ -1,0 +1,71 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+
+const MAX_TOTAL_CENTS = 100_000_000_000;
+
+/** `orders.created`: a customer placed an order; billing opens its invoice. */
+export class OrderCreatedEvent {
+  @IsUUID('4') orderId!: string;
+  @IsUUID('4') customerId!: string;
+  @IsInt() @Min(1) @Max(MAX_TOTAL_CENTS) totalCents!: number;
+  @Matches(/^[A-Z]{3}$/) currency!: string;
+}
+
+/** `orders.cancelled`: an unpaid order was cancelled. */
+export class OrderCancelledEvent {
+  @IsUUID('4') orderId!: string;
+  @IsUUID('4') customerId!: string;
+}
+
+/** `billing.invoice.paid`: an invoice was paid; orders marks its order paid. */
+export class InvoicePaidEvent {
+  @IsUUID('4') invoiceId!: string;
+  @IsUUID('4') orderId!: string;
+  @IsUUID('4') customerId!: string;
+  @IsISO8601({ strict: true }) paidAt!: string;
+}
+
+/** `billing.invoice.void`: orders asks billing to void an order's invoice before cancelling. */
+export class VoidInvoiceRequest {
+  @IsUUID('4') orderId!: string;
+  @IsUUID('4') customerId!: string;
+  @IsInt() @Min(1) @Max(MAX_TOTAL_CENTS) totalCents!: number;
+  @Matches(/^[A-Z]{3}$/) currency!: string;
+}
+
+export class VoidInvoiceReply {
+  @IsIn(['void', 'paid']) outcome!: 'void' | 'paid';
+}
+
+/** `auth.keys.query`: a service asks auth for the public keys that sign access tokens. */
+export class TokenKeysQuery {
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_-]{1,128}$/) kid?: string;
+}
+
+export class PublicJwk {
+  @IsIn(['RSA']) kty!: 'RSA';
+  @IsString() kid!: string;
+  @IsIn(['sig']) use!: 'sig';
+  @IsIn(['RS256']) alg!: 'RS256';
+  @IsString() n!: string;
+  @IsString() e!: string;
+}
+
+export class TokenKeysReply {
+  @ValidateNested({ each: true })
+  @ArrayMaxSize(16)
+  @Type(() => PublicJwk)
+  keys!: PublicJwk[];
+}

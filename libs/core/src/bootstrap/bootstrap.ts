@@ -1,0 +1,144 @@
+import { ConsoleLogger, Logger, Module, type DynamicModule, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { CustomStrategy } from '@nestjs/microservices';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyInstance } from 'fastify';
+
+import { ensureDevelopmentSecrets } from '@portcullis/crypto';
+
+import { type AppConfig, loadConfig } from '../config/app-config';
+import { SERVICE_NAMES, type ServiceName } from '../config/service-name';
+import { TRANSPORT_SERVER } from '../config/tokens';
+import { RequestContext, acceptCorrelationId } from '../context/request-context';
+import { HttpErrorFilter } from '../http/http-error.filter';
+import { createValidationPipe } from '../http/validation';
+import { CoreModule } from './core.module';
+
+/** Largest request body accepted, in bytes; larger bodies get 413. */
+export const BODY_LIMIT_BYTES = 100 * 1024;
+
+export interface HostDefinition {
+  /** Shown in logs and in the Swagger title, e.g. `platform` or `orders`. */
+  readonly name: string;
+  /** The services this process hosts; their keys and schemas are loaded. */
+  readonly services: readonly ServiceName[];
+  /** Called with the validated configuration; returns the modules the host runs. */
+  readonly imports: (config: AppConfig) => Array<Type | DynamicModule>;
+}
+
+/**
+ * Builds a Portcullis application: Fastify, one error body, validation, correlation ids,
+ * Swagger, and the message transport that the messaging library provides. It does not
+ * listen; {@link runHost} does.
+ */
+export async function createHost(
+  definition: HostDefinition,
+  config: AppConfig = loadConfig(),
+): Promise<NestFastifyApplication> {
+  if (config.createMissingSecrets && definition.services.length === SERVICE_NAMES.length) {
+    const created = ensureDevelopmentSecrets(config.secretsDir, SERVICE_NAMES);
+    if (created.length > 0) {
+      new Logger('Secrets').warn({ msg: 'created development secrets', names: created });
+    }
+  }
+
+  @Module({
+    imports: [CoreModule.forRoot(config, definition.services), ...definition.imports(config)],
+  })
+  class HostModule {}
+  Object.defineProperty(HostModule, 'name', { value: `${definition.name}HostModule` });
+
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    genReqId: (request: { headers: Record<string, unknown> }) => acceptCorrelationId(request.headers['x-correlation-id']),
+    trustProxy: false,
+    logger: false,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
+    logger: createLogger(config, definition.name),
+    abortOnError: false,
+  });
+
+  installRequestContext(app.getHttpAdapter().getInstance());
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new HttpErrorFilter());
+  app.enableShutdownHooks();
+
+  if (config.swaggerEnabled) setUpSwagger(app, definition);
+
+  const transport = app.get<CustomStrategy['strategy'] | undefined>(TRANSPORT_SERVER, {
+    strict: false,
+  });
+  if (transport) app.connectMicroservice<CustomStrategy>({ strategy: transport });
+  return app;
+}
+
+/** Creates the host, starts its message listeners and serves HTTP on `HOST:PORT`. */
+export async function runHost(definition: HostDefinition): Promise<NestFastifyApplication> {
+  const config = loadConfig();
+  const started = performance.now();
+  const app = await createHost(definition, config);
+  await app.startAllMicroservices();
+  await app.listen(config.port, config.host);
+  new Logger('Bootstrap').log({
+    msg: 'listening',
+    host: definition.name,
+    services: definition.services,
+    url: await app.getUrl(),
+    database: config.databaseUrl ? 'postgresql' : 'embedded',
+    bus: config.natsUrl ? 'nats' : 'in-process',
+    startupMs: Math.round(performance.now() - started),
+  });
+  return app;
+}
+
+function createLogger(config: AppConfig, name: string): ConsoleLogger {
+  const levels = ['fatal', 'error', 'warn', 'log', 'debug'] as const;
+  return new ConsoleLogger(name, {
+    json: config.logFormat === 'json',
+    colors: config.logFormat === 'pretty',
+    logLevels: [...levels.slice(0, levels.indexOf(config.logLevel) + 1)],
+  });
+}
+
+/** Runs every request inside its own context and echoes the correlation id. */
+function installRequestContext(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-correlation-id', request.id);
+    RequestContext.run({ correlationId: String(request.id) }, done);
+  });
+}
+
+function setUpSwagger(app: NestFastifyApplication, definition: HostDefinition): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle(`Portcullis ${definition.name}`)
+      .setDescription(
+        'Identity, orders and billing, each authenticating and authorizing every request. ' +
+          'Log in, then use "Authorize" with the access token.',
+      )
+      .setVersion('0.1.0')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true },
+  });
+}
+
+/**
+ * The entry point of every app: runs the host, or says why it cannot start (naming the
+ * setting or secret, never a value) and exits with status 1.
+ */
+export function launch(definition: HostDefinition): void {
+  runHost(definition).catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`${definition.name} failed to start: ${reason}\n`);
+    process.exit(1);
+  });
+}

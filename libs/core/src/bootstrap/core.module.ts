@@ -1,0 +1,28 @@
+import { DynamicModule, Global, Module } from '@nestjs/common';
+
+import { SecretFiles } from '@portcullis/crypto';
+
+import type { AppConfig } from '../config/app-config';
+import type { ServiceName } from '../config/service-name';
+import { APP_CONFIG, HOSTED_SERVICES, SECRET_FILES } from '../config/tokens';
+import { HealthController } from '../health/health.controller';
+import { HealthRegistry } from '../health/health.registry';
+
+/** Process-wide providers: the validated configuration, the hosted services and health. */
+@Global()
+@Module({})
+export class CoreModule {
+  static forRoot(config: AppConfig, services: readonly ServiceName[]): DynamicModule {
+    return {
+      module: CoreModule,
+      controllers: [HealthController],
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+        { provide: HOSTED_SERVICES, useValue: services },
+        { provide: SECRET_FILES, useValue: new SecretFiles(config.secretsDir) },
+        HealthRegistry,
+      ],
+      exports: [APP_CONFIG, HOSTED_SERVICES, SECRET_FILES, HealthRegistry],
+    };
+  }
+}

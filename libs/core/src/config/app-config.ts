@@ -1,0 +1,139 @@
+import { resolve } from 'node:path';
+
+/** How PostgreSQL connections are secured (`DATABASE_SSL`). */
+export type DatabaseSslMode = 'disable' | 'require' | 'verify-full';
+
+/**
+ * Every setting of a Portcullis process, validated once at boot.
+ * Nothing outside this module reads `process.env`.
+ */
+export interface AppConfig {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly databaseUrl?: string;
+  readonly databaseSsl: DatabaseSslMode;
+  readonly databaseCaFile?: string;
+  readonly databasePoolSize: number;
+  readonly natsUrl?: string;
+  readonly natsQueue?: string;
+  readonly secretsDir: string;
+  readonly createMissingSecrets: boolean;
+  readonly logFormat: 'json' | 'pretty';
+  readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+  readonly tokenIssuer: string;
+  readonly tokenAudience: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
+  readonly messageTtlSeconds: number;
+  readonly bootstrapAdminEmail?: string;
+  readonly bootstrapAdminPassword?: string;
+  readonly swaggerEnabled: boolean;
+}
+
+/** Raised when the environment holds a value the application cannot start with. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+class EnvReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      this.problems.push(`${name} must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return Number(raw);
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (raw !== 'true' && raw !== 'false') {
+      this.problems.push(`${name} must be true or false`);
+      return fallback;
+    }
+    return raw === 'true';
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      this.problems.push(`${name} must be one of: ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return raw as T;
+  }
+
+  url(name: string, protocols: readonly string[]): string | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) {
+        this.problems.push(`${name} must use ${protocols.join(' or ')}`);
+      }
+    } catch {
+      // The value may hold a password, so it is never echoed.
+      this.problems.push(`${name} is not a valid URL`);
+    }
+    return raw;
+  }
+}
+
+/** Reads and validates the environment. Throws {@link ConfigError} naming every bad setting. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const read = new EnvReader(env);
+  const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'], 'development');
+  const accessTokenTtlSeconds = read.integer('ACCESS_TOKEN_TTL_SECONDS', 900, 30, 900);
+  const bootstrapAdminEmail = read.string('BOOTSTRAP_ADMIN_EMAIL')?.toLowerCase();
+  const bootstrapAdminPassword = read.string('BOOTSTRAP_ADMIN_PASSWORD');
+  if ((bootstrapAdminEmail === undefined) !== (bootstrapAdminPassword === undefined)) {
+    read.problems.push('BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together');
+  }
+
+  const config: AppConfig = {
+    nodeEnv,
+    host: read.string('HOST') ?? '127.0.0.1',
+    port: read.integer('PORT', 3000, 0, 65535),
+    dataDir: resolve(read.string('DATA_DIR') ?? './data'),
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseSsl: read.oneOf('DATABASE_SSL', ['disable', 'require', 'verify-full'], 'disable'),
+    databaseCaFile: read.string('DATABASE_CA_FILE'),
+    databasePoolSize: read.integer('DATABASE_POOL_SIZE', 10, 1, 200),
+    natsUrl: read.url('NATS_URL', ['nats:', 'tls:']),
+    natsQueue: read.string('NATS_QUEUE'),
+    secretsDir: resolve(read.string('SECRETS_DIR') ?? './secrets'),
+    createMissingSecrets: read.boolean('CREATE_MISSING_SECRETS', nodeEnv !== 'production'),
+    logFormat: read.oneOf('LOG_FORMAT', ['json', 'pretty'], 'json'),
+    logLevel: read.oneOf('LOG_LEVEL', ['error', 'warn', 'log', 'debug'], 'log'),
+    tokenIssuer: read.string('TOKEN_ISSUER') ?? 'urn:portcullis:auth',
+    tokenAudience: read.string('TOKEN_AUDIENCE') ?? 'urn:portcullis:api',
+    accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: read.integer('REFRESH_TOKEN_TTL_SECONDS', 1_209_600, 300, 7_776_000),
+    messageTtlSeconds: read.integer('MESSAGE_TTL_SECONDS', 60, 5, 3600),
+    bootstrapAdminEmail,
+    bootstrapAdminPassword,
+    swaggerEnabled: read.boolean('SWAGGER_ENABLED', true),
+  };
+
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}

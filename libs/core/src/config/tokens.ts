@@ -1,0 +1,11 @@
+/** Injection token of the validated {@link AppConfig}. */
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
+/** Injection token of the services hosted by this process (`ServiceName[]`). */
+export const HOSTED_SERVICES = Symbol('HOSTED_SERVICES');
+
+/** Injection token of the transport server that the bootstrap connects to the application. */
+export const TRANSPORT_SERVER = Symbol('TRANSPORT_SERVER');
+
+/** Injection token of the `SecretFiles` reader over `SECRETS_DIR`. */
+export const SECRET_FILES = Symbol('SECRET_FILES');

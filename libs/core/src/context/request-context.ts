@@ -1,0 +1,59 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+
+/** The authenticated user on whose behalf a request or a message is processed. */
+export interface Actor {
+  readonly id: string;
+  readonly roles: readonly string[];
+  readonly sessionId?: string;
+}
+
+/** What travels with one unit of work: an HTTP request or a handled message. */
+export interface RequestContextState {
+  correlationId: string;
+  actor?: Actor;
+}
+
+const storage = new AsyncLocalStorage<RequestContextState>();
+
+const CORRELATION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Ambient context of the current request or message, carried across `await`s. */
+export const RequestContext = {
+  run<T>(state: RequestContextState, work: () => T): T {
+    return storage.run(state, work);
+  },
+
+  current(): RequestContextState | undefined {
+    return storage.getStore();
+  },
+
+  correlationId(): string | undefined {
+    return storage.getStore()?.correlationId;
+  },
+
+  actor(): Actor | undefined {
+    return storage.getStore()?.actor;
+  },
+
+  /** Adopts the correlation id and actor of a verified message; only the messaging layer calls this. */
+  adoptMessage(correlationId: string, actor: Actor | undefined): void {
+    const state = storage.getStore();
+    if (!state) return;
+    state.correlationId = correlationId;
+    state.actor = actor;
+  },
+
+  /** Records the verified actor; only the authentication guard calls this. */
+  setActor(actor: Actor): void {
+    const state = storage.getStore();
+    if (state) state.actor = actor;
+  },
+};
+
+/** Accepts a caller's correlation id when it is short and plain; otherwise makes a new one. */
+export function acceptCorrelationId(candidate: unknown): string {
+  return typeof candidate === 'string' && CORRELATION_ID_PATTERN.test(candidate)
+    ? candidate
+    : randomUUID();
+}

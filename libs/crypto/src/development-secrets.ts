@@ -1,0 +1,73 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { serviceKeyId } from './key-ids';
+
+/** File names inside `SECRETS_DIR`. */
+export const SECRET_NAMES = {
+  serviceKey: (service: string): string => `services/${service}.key`,
+  trust: 'trust.json',
+  tokenSigningKey: 'token-signing.key',
+} as const;
+
+/** One entry of the trust file: a service's public message-signing key. */
+export interface TrustedKeyEntry {
+  kid: string;
+  service: string;
+  /** Base64 of the SPKI DER encoding of an Ed25519 public key. */
+  publicKey: string;
+}
+
+export interface TrustFile {
+  version: 1;
+  keys: TrustedKeyEntry[];
+}
+
+/**
+ * Creates whatever development secrets are missing: each service's Ed25519 message-signing
+ * key, the token signing key and a trust file listing every service's public key. Existing
+ * keys are kept. Returns the names it wrote (never the values).
+ */
+export function ensureDevelopmentSecrets(directory: string, services: readonly string[]): string[] {
+  const written: string[] = [];
+  const write = (name: string, contents: string): void => {
+    const path = join(directory, name);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, contents, { mode: 0o600 });
+    chmodSync(path, 0o600);
+    written.push(name);
+  };
+
+  for (const service of services) {
+    const name = SECRET_NAMES.serviceKey(service);
+    if (existsSync(join(directory, name))) continue;
+    const { privateKey } = generateKeyPairSync('ed25519');
+    write(name, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  }
+
+  if (!existsSync(join(directory, SECRET_NAMES.tokenSigningKey))) {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    write(SECRET_NAMES.tokenSigningKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  }
+
+  const trustPath = join(directory, SECRET_NAMES.trust);
+  const trust: TrustFile = existsSync(trustPath)
+    ? (JSON.parse(readFileSync(trustPath, 'utf8')) as TrustFile)
+    : { version: 1, keys: [] };
+  let trustChanged = !existsSync(trustPath);
+  for (const service of services) {
+    const pem = readFileSync(join(directory, SECRET_NAMES.serviceKey(service)), 'utf8');
+    const publicKey = createPublicKey(pem);
+    const kid = serviceKeyId(service, publicKey);
+    if (trust.keys.some((entry) => entry.kid === kid)) continue;
+    trust.keys.push({
+      kid,
+      service,
+      publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    });
+    trustChanged = true;
+  }
+  if (trustChanged) write(SECRET_NAMES.trust, `${JSON.stringify(trust, null, 2)}\n`);
+  return written;
+}

@@ -1,0 +1,3 @@
+export * from './development-secrets';
+export * from './key-ids';
+export * from './secret-files';

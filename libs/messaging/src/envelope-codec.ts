@@ -1,0 +1,209 @@
+import { randomUUID, sign, verify } from 'node:crypto';
+
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+
+import { SecurityEvents } from '@portcullis/audit';
+import { contractOf, maySend } from '@portcullis/contracts';
+import { type Actor, type ServiceName, isServiceName } from '@portcullis/core';
+
+import {
+  type Envelope,
+  type MessageKind,
+  MessageRefusedError,
+  type RefusalReason,
+  VerifiedMessage,
+} from './envelope';
+import type { KeyRing } from './key-ring';
+import { ReplayGuard } from './replay-guard';
+
+const DOT = 0x2e;
+const SIGNATURE_CHARS = 86; // 64 bytes in unpadded base64url
+const MAX_KID_CHARS = 40;
+const CLOCK_SKEW_MS = 30_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
+const ROLE = /^[a-z]{1,32}$/;
+
+export interface SealOptions {
+  readonly rid?: string;
+  readonly correlationId: string;
+  readonly actor?: Actor;
+}
+
+export interface OpenOptions {
+  /** The subject the message arrived on; events and requests must name it as their type. */
+  readonly subject?: string;
+  /** The roles this receiver accepts the message in. */
+  readonly kinds: readonly MessageKind[];
+}
+
+/**
+ * Seals payloads into signed envelopes and opens them again. The wire form is
+ * `<kid>.<base64url Ed25519 signature>.<envelope JSON>`; the signature covers the JSON bytes
+ * exactly as sent, and nothing in the JSON is parsed before the signature checks out.
+ */
+export class EnvelopeCodec {
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly ttlMs: number,
+    private readonly events: SecurityEvents,
+    private readonly replays = new ReplayGuard(),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  seal(sender: ServiceName, kind: MessageKind, type: string, payload: unknown, options: SealOptions): Buffer {
+    const key = this.keys.signerFor(sender);
+    const iat = this.now();
+    const envelope: Envelope = {
+      v: 1,
+      id: randomUUID(),
+      kind,
+      type,
+      sender,
+      iat,
+      exp: iat + this.ttlMs,
+      corr: options.correlationId,
+      rid: options.rid,
+      actor: options.actor && {
+        id: options.actor.id,
+        roles: [...options.actor.roles],
+        sessionId: options.actor.sessionId,
+      },
+      payload,
+    };
+    const body = Buffer.from(JSON.stringify(envelope), 'utf8');
+    const signature = sign(null, body, key.privateKey).toString('base64url');
+    return Buffer.concat([Buffer.from(`${key.kid}.${signature}.`, 'latin1'), body]);
+  }
+
+  /** Verifies a message completely or throws {@link MessageRefusedError} after recording why. */
+  open(wire: Uint8Array, options: OpenOptions): VerifiedMessage {
+    try {
+      return this.verify(Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), options);
+    } catch (error) {
+      const refusal =
+        error instanceof MessageRefusedError ? error : new MessageRefusedError('malformed');
+      this.events.record({
+        type: 'message.refused',
+        outcome: 'denied',
+        reason: refusal.reason,
+        details: { messageType: refusal.type, sender: refusal.sender, subject: options.subject },
+      });
+      throw refusal;
+    }
+  }
+
+  private verify(wire: Buffer, options: OpenOptions): VerifiedMessage {
+    const firstDot = wire.indexOf(DOT);
+    const secondDot = firstDot < 0 ? -1 : wire.indexOf(DOT, firstDot + 1);
+    if (firstDot < 1 || firstDot > MAX_KID_CHARS || secondDot - firstDot - 1 !== SIGNATURE_CHARS) {
+      throw new MessageRefusedError('malformed');
+    }
+    const key = this.keys.trustedKey(wire.toString('latin1', 0, firstDot));
+    if (!key) throw new MessageRefusedError('unknown_key');
+    const signature = Buffer.from(wire.toString('latin1', firstDot + 1, secondDot), 'base64url');
+    const body = wire.subarray(secondDot + 1);
+    if (signature.length !== 64 || !verify(null, body, key.publicKey, signature)) {
+      throw new MessageRefusedError('bad_signature');
+    }
+
+    const envelope = parseEnvelope(body);
+    const refuse = (reason: RefusalReason): never => {
+      throw new MessageRefusedError(reason, envelope.type, envelope.sender);
+    };
+    if (envelope.sender !== key.service) refuse('sender_mismatch');
+    if (!options.kinds.includes(envelope.kind)) refuse('type_not_allowed');
+    if (!maySend(envelope.type, envelope.sender, envelope.kind)) refuse('type_not_allowed');
+    if (envelope.kind !== 'reply' && options.subject !== envelope.type) refuse('subject_mismatch');
+    const now = this.now();
+    if (envelope.exp <= now) refuse('expired');
+    if (envelope.iat > now + CLOCK_SKEW_MS || envelope.exp - envelope.iat > this.ttlMs + CLOCK_SKEW_MS) {
+      refuse('not_yet_valid');
+    }
+    if (!this.replays.firstSighting(envelope.id, envelope.exp)) refuse('replayed');
+
+    const payload = validatePayload(envelope);
+    if (payload === undefined) refuse('invalid_payload');
+    return new VerifiedMessage(
+      envelope.id,
+      envelope.kind,
+      envelope.type,
+      envelope.sender,
+      envelope.iat,
+      envelope.corr,
+      envelope.actor,
+      payload,
+      envelope.rid,
+    );
+  }
+}
+
+function parseEnvelope(body: Buffer): Envelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new MessageRefusedError('malformed');
+  }
+  if (!isEnvelope(value)) throw new MessageRefusedError('malformed');
+  return value;
+}
+
+function isEnvelope(value: unknown): value is Envelope {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const e = value as Record<string, unknown>;
+  return (
+    e.v === 1 &&
+    typeof e.id === 'string' &&
+    UUID.test(e.id) &&
+    (e.kind === 'event' || e.kind === 'request' || e.kind === 'reply') &&
+    typeof e.type === 'string' &&
+    isServiceName(e.sender) &&
+    Number.isSafeInteger(e.iat) &&
+    Number.isSafeInteger(e.exp) &&
+    typeof e.corr === 'string' &&
+    CORRELATION.test(e.corr) &&
+    (e.rid === undefined || (typeof e.rid === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(e.rid))) &&
+    (e.actor === undefined || isActor(e.actor)) &&
+    'payload' in e
+  );
+}
+
+function isActor(value: unknown): value is Actor {
+  if (typeof value !== 'object' || value === null) return false;
+  const a = value as Record<string, unknown>;
+  return (
+    typeof a.id === 'string' &&
+    UUID.test(a.id) &&
+    Array.isArray(a.roles) &&
+    a.roles.length <= 8 &&
+    a.roles.every((role) => typeof role === 'string' && ROLE.test(role)) &&
+    (a.sessionId === undefined || (typeof a.sessionId === 'string' && UUID.test(a.sessionId)))
+  );
+}
+
+/** Validates the payload against its contract; a reply's `response` against the reply class. */
+function validatePayload(envelope: Envelope): unknown {
+  const contract = contractOf(envelope.type);
+  if (!contract) return undefined;
+  if (envelope.kind !== 'reply') return validateAs(contract.payload, envelope.payload);
+  if (contract.kind !== 'request') return undefined;
+  const reply = envelope.payload as { response?: unknown; err?: unknown; isDisposed?: unknown };
+  if (typeof reply !== 'object' || reply === null) return undefined;
+  if (reply.err !== undefined && reply.err !== null) return reply;
+  if (reply.response === undefined) return reply;
+  const response = validateAs(contract.reply, reply.response);
+  return response === undefined ? undefined : { ...reply, response };
+}
+
+function validateAs(type: new () => object, value: unknown): object | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const instance = plainToInstance(type, value, { enableImplicitConversion: false });
+  const errors = validateSync(instance, {
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    forbidUnknownValues: true,
+  });
+  return errors.length === 0 ? instance : undefined;
+}

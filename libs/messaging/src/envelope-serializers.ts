@@ -1,0 +1,110 @@
+import type {
+  ConsumerDeserializer,
+  ConsumerSerializer,
+  IncomingEvent,
+  IncomingRequest,
+  IncomingResponse,
+  OutgoingResponse,
+  ProducerDeserializer,
+  ProducerSerializer,
+  ReadPacket,
+} from '@nestjs/microservices';
+
+import { contractOf } from '@portcullis/contracts';
+import { RequestContext, type ServiceName, acceptCorrelationId } from '@portcullis/core';
+
+import { MessageRefusedError } from './envelope';
+import type { EnvelopeCodec } from './envelope-codec';
+
+interface WireMessage {
+  readonly data: Uint8Array;
+  readonly subject?: string;
+}
+
+interface WireRecord {
+  data: Uint8Array;
+  headers: undefined;
+}
+
+/**
+ * The sending side of one service: signs requests and events as that service with the
+ * caller's correlation id and verified actor, and verifies the signed replies.
+ */
+export class ProducerEnvelopeSerializer implements ProducerSerializer, ProducerDeserializer {
+  constructor(
+    private readonly codec: EnvelopeCodec,
+    private readonly service: ServiceName,
+  ) {}
+
+  serialize(packet: ReadPacket & { id?: string }): WireRecord {
+    const context = RequestContext.current();
+    const kind = packet.id === undefined ? 'event' : 'request';
+    const data = this.codec.seal(this.service, kind, String(packet.pattern), packet.data, {
+      rid: packet.id,
+      correlationId: context?.correlationId ?? acceptCorrelationId(undefined),
+      actor: context?.actor,
+    });
+    return { data, headers: undefined };
+  }
+
+  /** Never throws: a refused reply becomes an error for the waiting caller. */
+  deserialize(message: WireMessage): IncomingResponse {
+    try {
+      const reply = this.codec.open(message.data, { kinds: ['reply'] });
+      const body = reply.payload as Omit<IncomingResponse, 'id'>;
+      return {
+        id: reply.requestId ?? '',
+        response: body.response,
+        err: body.err,
+        isDisposed: body.isDisposed,
+      };
+    } catch (error) {
+      const reason = error instanceof MessageRefusedError ? error.reason : 'malformed';
+      return { id: '', err: `reply refused: ${reason}`, isDisposed: true } as IncomingResponse;
+    }
+  }
+}
+
+/**
+ * The receiving side of a process: verifies every incoming request and event, and signs each
+ * reply as the service that owns the request type.
+ */
+export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerDeserializer {
+  /** Request type of each open request, by request id, to sign its replies. */
+  private readonly openRequests = new Map<string, { type: string; correlationId: string }>();
+
+  constructor(
+    private readonly codec: EnvelopeCodec,
+    private readonly hosted: readonly ServiceName[],
+  ) {}
+
+  deserialize(message: WireMessage): IncomingRequest | IncomingEvent {
+    const verified = this.codec.open(message.data, {
+      subject: message.subject,
+      kinds: ['event', 'request'],
+    });
+    RequestContext.adoptMessage(verified.correlationId, verified.actor);
+    if (verified.kind === 'event') return { pattern: verified.type, data: verified };
+    const rid = verified.requestId;
+    if (!rid) throw new MessageRefusedError('malformed', verified.type, verified.sender);
+    this.openRequests.set(rid, { type: verified.type, correlationId: verified.correlationId });
+    return { id: rid, pattern: verified.type, data: verified };
+  }
+
+  serialize(packet: OutgoingResponse): WireRecord {
+    const open = this.openRequests.get(packet.id);
+    const contract = open && contractOf(open.type);
+    if (!open || !contract || contract.kind !== 'request' || !this.hosted.includes(contract.responder)) {
+      throw new Error('reply to an unknown request');
+    }
+    if (packet.isDisposed) this.openRequests.delete(packet.id);
+    const data = this.codec.seal(
+      contract.responder,
+      'reply',
+      open.type,
+      { response: packet.response, err: packet.err, isDisposed: packet.isDisposed },
+      { rid: packet.id, correlationId: open.correlationId },
+    );
+    return { data, headers: undefined };
+  }
+}

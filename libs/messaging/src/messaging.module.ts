@@ -1,0 +1,122 @@
+import {
+  DynamicModule,
+  Global,
+  Inject,
+  Injectable,
+  Module,
+  OnApplicationShutdown,
+  OnModuleInit,
+} from '@nestjs/common';
+import { ClientNats } from '@nestjs/microservices';
+
+import { SecurityEvents } from '@portcullis/audit';
+import {
+  APP_CONFIG,
+  type AppConfig,
+  HOSTED_SERVICES,
+  HealthRegistry,
+  SECRET_FILES,
+  type ServiceName,
+  TRANSPORT_SERVER,
+} from '@portcullis/core';
+import type { SecretFiles } from '@portcullis/crypto';
+
+import { EnvelopeCodec } from './envelope-codec';
+import { ConsumerEnvelopeSerializer, ProducerEnvelopeSerializer } from './envelope-serializers';
+import { KeyRing } from './key-ring';
+import { type BusProxy, MessageClient } from './message-client';
+import { InProcessClient, InProcessServer, SignedNatsServer } from './transports';
+
+function natsConnectionOptions(config: AppConfig, name: string): Record<string, unknown> {
+  return {
+    servers: config.natsUrl,
+    name: `portcullis-${name}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+  };
+}
+
+/** Process-wide messaging: the key ring, the envelope codec and the transport server. */
+@Global()
+@Module({})
+export class MessagingModule {
+  static forRoot(): DynamicModule {
+    return {
+      module: MessagingModule,
+      providers: [
+        {
+          provide: KeyRing,
+          inject: [SECRET_FILES, HOSTED_SERVICES],
+          useFactory: (secrets: SecretFiles, services: ServiceName[]) => KeyRing.load(secrets, services),
+        },
+        {
+          provide: EnvelopeCodec,
+          inject: [KeyRing, APP_CONFIG, SecurityEvents],
+          useFactory: (keys: KeyRing, config: AppConfig, events: SecurityEvents) =>
+            new EnvelopeCodec(keys, config.messageTtlSeconds * 1000, events),
+        },
+        {
+          provide: TRANSPORT_SERVER,
+          inject: [EnvelopeCodec, APP_CONFIG, HOSTED_SERVICES],
+          useFactory: (codec: EnvelopeCodec, config: AppConfig, services: ServiceName[]) => {
+            const envelopes = new ConsumerEnvelopeSerializer(codec, services);
+            const hostName = services.length === 1 ? services[0] : 'platform';
+            const options = {
+              ...natsConnectionOptions(config, hostName),
+              queue: config.natsQueue ?? `portcullis.${hostName}`,
+              serializer: envelopes,
+              deserializer: envelopes,
+            };
+            return config.natsUrl ? new SignedNatsServer(options) : new InProcessServer(options);
+          },
+        },
+      ],
+      exports: [KeyRing, EnvelopeCodec, TRANSPORT_SERVER],
+    };
+  }
+
+  /** The {@link MessageClient} of one service, signing as that service. */
+  static forService(service: ServiceName): DynamicModule {
+    return {
+      module: MessagingModule,
+      global: false,
+      providers: [
+        {
+          provide: MessageClient,
+          inject: [EnvelopeCodec, APP_CONFIG],
+          useFactory: (codec: EnvelopeCodec, config: AppConfig) => {
+            const envelopes = new ProducerEnvelopeSerializer(codec, service);
+            const options = {
+              ...natsConnectionOptions(config, service),
+              serializer: envelopes,
+              deserializer: envelopes,
+            };
+            const proxy: BusProxy = config.natsUrl
+              ? new ClientNats(options)
+              : new InProcessClient(options);
+            return new MessageClient(service, proxy);
+          },
+        },
+        BusLifecycle,
+      ],
+      exports: [MessageClient],
+    };
+  }
+}
+
+@Injectable()
+class BusLifecycle implements OnModuleInit, OnApplicationShutdown {
+  constructor(
+    @Inject(MessageClient) private readonly client: MessageClient,
+    private readonly health: HealthRegistry,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.client.connect();
+    this.health.register(`bus:${this.client.service}`, () => this.client.connect());
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,113 @@
+import {
+  CanActivate,
+  ExecutionContext,
+  ForbiddenException,
+  Inject,
+  Injectable,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AuthGuard } from '@nestjs/passport';
+import type { FastifyRequest } from 'fastify';
+
+import { SecurityEvents } from '@portcullis/audit';
+import { type Actor, IS_PUBLIC, RequestContext } from '@portcullis/core';
+import { VerifiedMessage } from '@portcullis/messaging';
+
+import { ACCESS_TOKEN_STRATEGY } from './access-token.strategy';
+import { REQUIRED_ROLES } from './decorators';
+
+/** Runs the passport strategy and maps every failure to one 401 without library text. */
+class PassportAccessGuard extends AuthGuard(ACCESS_TOKEN_STRATEGY) {
+  constructor(private readonly events: SecurityEvents) {
+    super();
+  }
+
+  override handleRequest<T>(error: unknown, user: T, info: unknown): T {
+    if (error || !user) {
+      this.events.record({
+        type: 'auth.token_rejected',
+        outcome: 'denied',
+        reason: reasonOf(error ?? info),
+      });
+      throw new UnauthorizedException('a valid bearer access token is required');
+    }
+    return user;
+  }
+}
+
+function reasonOf(cause: unknown): string {
+  if (cause instanceof Error) {
+    if (cause.name === 'TokenExpiredError') return 'expired';
+    if (cause.name === 'NotBeforeError') return 'not_yet_valid';
+    if (cause.message === 'No auth token') return 'missing';
+    return cause.name === 'JsonWebTokenError' ? 'invalid' : 'rejected';
+  }
+  return 'rejected';
+}
+
+/**
+ * The global guard of every app. HTTP: deny unless the route is `@Public()` or carries a
+ * verified access token (and one of the `@Roles()` it names). Messages: deny unless the
+ * transport verified the envelope, and the envelope's actor holds the `@Roles()` named.
+ */
+@Injectable()
+export class AccessGuard implements CanActivate {
+  private readonly passport: PassportAccessGuard;
+
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(SecurityEvents) private readonly events: SecurityEvents,
+  ) {
+    this.passport = new PassportAccessGuard(events);
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true;
+    const roles = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_ROLES, targets);
+
+    switch (context.getType()) {
+      case 'http':
+        return isPublic || this.admitRequest(context, roles);
+      case 'rpc':
+        return this.admitMessage(context, roles);
+      default:
+        return false;
+    }
+  }
+
+  private async admitRequest(context: ExecutionContext, roles?: string[]): Promise<boolean> {
+    await this.passport.canActivate(context);
+    const request = context.switchToHttp().getRequest<FastifyRequest & { user?: Actor }>();
+    const actor = request.user;
+    if (!actor) throw new UnauthorizedException('a valid bearer access token is required');
+    RequestContext.setActor(actor);
+    if (roles && !roles.some((role) => actor.roles.includes(role))) {
+      this.events.record({
+        type: 'access.denied',
+        outcome: 'denied',
+        reason: 'missing_role',
+        details: { route: `${request.method} ${request.routeOptions?.url ?? ''}` },
+      });
+      throw new ForbiddenException('this action needs another role');
+    }
+    return true;
+  }
+
+  private admitMessage(context: ExecutionContext, roles?: string[]): boolean {
+    const message = context.switchToRpc().getData<unknown>();
+    if (!(message instanceof VerifiedMessage)) return false;
+    if (!roles) return true;
+    const held = message.actor?.roles ?? [];
+    if (roles.some((role) => held.includes(role))) return true;
+    this.events.record({
+      type: 'access.denied',
+      outcome: 'denied',
+      reason: 'missing_role',
+      actorId: message.actor?.id,
+      details: { messageType: message.type, sender: message.sender },
+    });
+    return false;
+  }
+}

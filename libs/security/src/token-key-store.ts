@@ -1,0 +1,79 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type KeyObject, createPublicKey } from 'node:crypto';
+
+import { MessageClient } from '@portcullis/messaging';
+
+const KID = /^[A-Za-z0-9_-]{1,128}$/;
+const MIN_REFRESH_INTERVAL_MS = 5_000;
+
+/** The one token algorithm accepted: RS256 (fast to verify, supported by `jsonwebtoken`). */
+export const TOKEN_ALGORITHM = 'RS256';
+
+export class TokenKeyError extends Error {}
+
+/**
+ * Public keys that sign access tokens, learnt from auth over a signed request. An unknown
+ * `kid` triggers at most one refresh per interval; keys named inside a token (`jwk`, `jku`,
+ * `x5u`) are never used.
+ */
+@Injectable()
+export class TokenKeyStore {
+  private readonly logger = new Logger(TokenKeyStore.name);
+  private keys = new Map<string, KeyObject>();
+  private lastRefresh = 0;
+  private inFlight?: Promise<void>;
+
+  constructor(@Inject(MessageClient) private readonly messages: MessageClient) {}
+
+  /** The verification key for a raw JWT, chosen only by its `kid` from keys auth published. */
+  async keyForToken(rawJwt: string): Promise<KeyObject> {
+    const header = decodeHeader(rawJwt);
+    if (header.alg !== TOKEN_ALGORITHM) throw new TokenKeyError('unexpected algorithm');
+    if (typeof header.kid !== 'string' || !KID.test(header.kid)) {
+      throw new TokenKeyError('missing or malformed kid');
+    }
+    const known = this.keys.get(header.kid);
+    if (known) return known;
+    await this.refresh();
+    const fetched = this.keys.get(header.kid);
+    if (!fetched) throw new TokenKeyError('unknown kid');
+    return fetched;
+  }
+
+  private refresh(): Promise<void> {
+    if (this.inFlight) return this.inFlight;
+    if (Date.now() - this.lastRefresh < MIN_REFRESH_INTERVAL_MS && this.keys.size > 0) {
+      return Promise.resolve();
+    }
+    this.inFlight = this.fetchKeys().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async fetchKeys(): Promise<void> {
+    const reply = await this.messages.request('auth.keys.query', {});
+    const next = new Map<string, KeyObject>();
+    for (const jwk of reply.keys) {
+      const key = createPublicKey({ key: { kty: jwk.kty, n: jwk.n, e: jwk.e }, format: 'jwk' });
+      const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (key.asymmetricKeyType !== 'rsa' || bits < 2048) continue;
+      next.set(jwk.kid, key);
+    }
+    this.keys = next;
+    this.lastRefresh = Date.now();
+    this.logger.log({ msg: 'token keys refreshed', kids: [...next.keys()] });
+  }
+}
+
+function decodeHeader(rawJwt: string): { alg?: unknown; kid?: unknown } {
+  const dot = rawJwt.indexOf('.');
+  if (dot < 1 || dot > 2048) throw new TokenKeyError('malformed token');
+  try {
+    const header: unknown = JSON.parse(Buffer.from(rawJwt.slice(0, dot), 'base64url').toString('utf8'));
+    if (typeof header !== 'object' || header === null) throw new TokenKeyError('malformed token');
+    return header as { alg?: unknown; kid?: unknown };
+  } catch {
+    throw new TokenKeyError('malformed token');
+  }
+}
