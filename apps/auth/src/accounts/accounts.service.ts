@@ -98,7 +98,11 @@ export class AccountsService implements OnApplicationBootstrap {
     if (existing) {
       await this.accounts.update({ id: existing.id }, { roles: [...new Set([...existing.roles, 'admin' as const])] });
     } else {
-      checkPasswordPolicy(normalizeEmail(email), password);
+      try {
+        checkPasswordPolicy(normalizeEmail(email), password);
+      } catch {
+        throw new Error('BOOTSTRAP_ADMIN_PASSWORD does not meet the password policy');
+      }
       await this.create(normalizeEmail(email), password, ['admin']);
     }
     this.logger.log({ msg: 'bootstrap admin ensured' });

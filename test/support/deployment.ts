@@ -1,0 +1,199 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { Client } from 'pg';
+
+/** The shapes the end-to-end suite runs against. */
+export type ShapeName = 'embedded' | 'postgres-nats' | 'split';
+
+export type ServiceName = 'auth' | 'orders' | 'billing';
+
+export const ADMIN = { email: 'admin@portcullis.test', password: 'bootstrap secret for tests 42' };
+
+const ROOT = resolve(process.env.PORTCULLIS_ROOT ?? process.cwd());
+const STARTUP_TIMEOUT_MS = 90_000;
+
+/** Which shapes this environment can run: embedded always, the others with real servers. */
+export function availableShapes(): ShapeName[] {
+  const requested = process.env.E2E_SHAPES?.split(',').filter(Boolean) as ShapeName[] | undefined;
+  if (requested?.length) return requested;
+  const real = process.env.TEST_DATABASE_URL && process.env.TEST_NATS_URL;
+  return real ? ['embedded', 'postgres-nats', 'split'] : ['embedded'];
+}
+
+/** A running deployment: processes started from the build output, as containers run them. */
+export class Deployment {
+  private constructor(
+    readonly shape: ShapeName,
+    private readonly processes: Map<string, { child: ChildProcess; port: number; log: string[] }>,
+    private readonly cleanups: Array<() => Promise<void> | void>,
+  ) {}
+
+  /** Base URL of the process that serves a path, as a gateway would route it. */
+  urlFor(path: string): string {
+    const service: ServiceName =
+      path.startsWith('/billing') ? 'billing'
+      : path.startsWith('/orders') || path.startsWith('/products') ? 'orders'
+      : 'auth';
+    const entry = this.processes.get(this.shape === 'split' ? service : 'platform');
+    if (!entry) throw new Error(`no process serves ${path}`);
+    return `http://127.0.0.1:${entry.port}${path}`;
+  }
+
+  /** Every process's base URL, for checks that apply to each (health, docs). */
+  baseUrls(): string[] {
+    return [...this.processes.values()].map(({ port }) => `http://127.0.0.1:${port}`);
+  }
+
+  logs(): string {
+    return [...this.processes].map(([name, p]) => `--- ${name}\n${p.log.join('')}`).join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.processes.values()].map(({ child }) => stopProcess(child)));
+    for (const cleanup of this.cleanups.reverse()) await cleanup();
+  }
+
+  static async start(shape: ShapeName): Promise<Deployment> {
+    const workDir = mkdtempSync(join(tmpdir(), `portcullis-e2e-${shape}-`));
+    const cleanups: Array<() => Promise<void> | void> = [
+      () => rmSync(workDir, { recursive: true, force: true }),
+    ];
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      DATA_DIR: join(workDir, 'data'),
+      SECRETS_DIR: join(workDir, 'secrets'),
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'warn',
+      BOOTSTRAP_ADMIN_EMAIL: ADMIN.email,
+      BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,
+    };
+    execFileSync(process.execPath, ['dist/scripts/secrets-init.js'], {
+      cwd: ROOT,
+      env,
+      stdio: 'ignore',
+    });
+
+    if (shape !== 'embedded') {
+      const database = await createDatabase();
+      cleanups.push(database.drop);
+      env.DATABASE_URL = database.url;
+      env.NATS_URL = requireEnv('TEST_NATS_URL');
+      env.NATS_QUEUE = `e2e-${randomBytes(6).toString('hex')}`;
+    }
+
+    const apps = shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
+    const processes = new Map<string, { child: ChildProcess; port: number; log: string[] }>();
+    const deployment = new Deployment(shape, processes, cleanups);
+    try {
+      for (const app of apps) {
+        const port = await freePort();
+        processes.set(app, startProcess(app, { ...env, PORT: String(port) }, port));
+      }
+      await Promise.all(
+        [...processes].map(([name, p]) => waitForHealth(name, p.port, p.child, p.log)),
+      );
+    } catch (error) {
+      await deployment.stop();
+      throw error;
+    }
+    return deployment;
+  }
+}
+
+function startProcess(
+  app: string,
+  env: Record<string, string>,
+  port: number,
+): { child: ChildProcess; port: number; log: string[] } {
+  const child = spawn(process.execPath, [`dist/apps/${app}/src/main.js`], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  const keep = (chunk: Buffer): void => {
+    log.push(chunk.toString('utf8'));
+    if (log.length > 2000) log.splice(0, log.length - 2000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { child, port, log };
+}
+
+async function waitForHealth(
+  name: string,
+  port: number,
+  child: ChildProcess,
+  log: string[],
+): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`${name} exited with ${child.exitCode} during start-up:\n${log.join('')}`);
+    }
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/health`);
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} did not become healthy in time:\n${log.join('')}`);
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} must be set for this shape`);
+  return value;
+}
+
+/** A fresh database per deployment, dropped afterwards, so shapes never see each other's rows. */
+async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const adminUrl = requireEnv('TEST_DATABASE_URL');
+  const name = `portcullis_e2e_${randomBytes(6).toString('hex')}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
