@@ -10,8 +10,9 @@ import { ensureDevelopmentSecrets } from '@portcullis/crypto';
  */
 const directory = resolve(loadConfig().secretsDir);
 const written = ensureDevelopmentSecrets(directory, SERVICE_NAMES);
+const listing = written.map((name) => `  ${name}\n`).join('');
 process.stdout.write(
   written.length > 0
-    ? `Wrote ${written.length} secret file(s) to ${directory}:\n${written.map((n) => `  ${n}`).join('\n')}\n`
+    ? `Wrote ${written.length} secret file(s) to ${directory}:\n${listing}`
     : `All development secrets already exist in ${directory}.\n`,
 );

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 
+/* eslint-disable no-console -- this script reports to the terminal */
 const jest = ['--experimental-vm-modules', 'node_modules/jest/bin/jest.js'];
 const real = Boolean(process.env.TEST_DATABASE_URL && process.env.TEST_NATS_URL);
 const shapes = real ? ['embedded', 'postgres-nats', 'split'] : ['embedded'];
@@ -20,7 +21,10 @@ function run(label, command, args, env = {}) {
 function counts(file) {
   try {
     const report = JSON.parse(readFileSync(file, 'utf8'));
-    return { passed: report.numPassedTests, failed: report.numFailedTests + report.numRuntimeErrorTestSuites };
+    return {
+      passed: report.numPassedTests,
+      failed: report.numFailedTests + report.numRuntimeErrorTestSuites,
+    };
   } catch {
     return { passed: 0, failed: 1 };
   }
@@ -28,7 +32,11 @@ function counts(file) {
 
 const results = [];
 const unitStatus = run('unit tests', process.execPath, [
-  ...jest, '--selectProjects', 'unit', '--json', '--outputFile=.e2e/unit.json',
+  ...jest,
+  '--selectProjects',
+  'unit',
+  '--json',
+  '--outputFile=.e2e/unit.json',
 ]);
 results.push(['unit', counts('.e2e/unit.json'), unitStatus]);
 
@@ -38,9 +46,12 @@ if (buildStatus !== 0) results.push(['build', { passed: 0, failed: 1 }, buildSta
 if (buildStatus === 0) {
   for (const shape of shapes) {
     const file = `.e2e/e2e-${shape}.json`;
-    const status = run(`end-to-end: ${shape} shape`, process.execPath, [
-      ...jest, '--selectProjects', 'e2e', '--runInBand', '--json', `--outputFile=${file}`,
-    ], { E2E_SHAPES: shape });
+    const status = run(
+      `end-to-end: ${shape} shape`,
+      process.execPath,
+      [...jest, '--selectProjects', 'e2e', '--runInBand', '--json', `--outputFile=${file}`],
+      { E2E_SHAPES: shape },
+    );
     results.push([`e2e ${shape}`, counts(file), status]);
   }
 }
@@ -52,7 +63,9 @@ if (!real) {
 let passed = 0;
 let failed = 0;
 for (const [label, c, status] of results) {
-  console.log(`${label.padEnd(20)} ${c.passed} passed, ${c.failed} failed${status ? ` (exit ${status})` : ''}`);
+  console.log(
+    `${label.padEnd(20)} ${c.passed} passed, ${c.failed} failed${status ? ` (exit ${status})` : ''}`,
+  );
   passed += c.passed;
   failed += c.failed + (status && c.failed === 0 ? 1 : 0);
 }

@@ -38,27 +38,37 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       for (const base of deployment.baseUrls()) {
         const health = await fetch(`${base}/health`);
         expect(health.status).toBe(200);
-        expect((await health.json()).status).toBe('ok');
+        expect(((await health.json()) as { status: string }).status).toBe('ok');
         const docs = await fetch(`${base}/docs`);
         expect(docs.status).toBe(200);
         expect(await docs.text()).toContain('swagger');
-        const openApi = await (await fetch(`${base}/docs-json`)).json();
+        const openApi: any = await (await fetch(`${base}/docs-json`)).json();
         expect(openApi.components.securitySchemes.bearer).toMatchObject({ scheme: 'bearer' });
       }
     });
 
     it('echoes a caller correlation id in the header and the error body', async () => {
-      const response = await api.get('/orders', { headers: { 'x-correlation-id': 'trace-abc.123' } });
+      const response = await api.get('/orders', {
+        headers: { 'x-correlation-id': 'trace-abc.123' },
+      });
       expect(response.status).toBe(401);
       expect(response.headers.get('x-correlation-id')).toBe('trace-abc.123');
-      expect(response.body).toEqual({ ...ERROR_SHAPE, statusCode: 401, correlationId: 'trace-abc.123' });
+      expect(response.body).toEqual({
+        ...ERROR_SHAPE,
+        statusCode: 401,
+        correlationId: 'trace-abc.123',
+      });
     });
   });
 
   describe('accounts', () => {
     it('registers customers only, whatever roles the body claims', async () => {
       const response = await api.post('/auth/register', {
-        body: { email: 'mallory@example.com', password: 'a long enough password', roles: ['admin'] },
+        body: {
+          email: 'mallory@example.com',
+          password: 'a long enough password',
+          roles: ['admin'],
+        },
       });
       expect(response.status).toBe(400);
       expect(response.body.message).toContain('roles: property roles should not exist');
@@ -103,7 +113,9 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       ['GET', '/billing/invoices'],
       ['GET', '/auth/me'],
     ])('refuses %s %s without a token', async (method, path) => {
-      const response = await api.request(method, path, { body: method === 'POST' ? {} : undefined });
+      const response = await api.request(method, path, {
+        body: method === 'POST' ? {} : undefined,
+      });
       expect(response.status).toBe(401);
       expect(response.body).toEqual({ ...ERROR_SHAPE, statusCode: 401 });
     });
@@ -115,11 +127,15 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
     ])('refuses %s', async (_label, kind) => {
       const [header, payload, signature] = ada.token.split('.');
       const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
-      const forged = Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString('base64url');
+      const forged = Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString(
+        'base64url',
+      );
       const token =
-        kind === 'TAMPER' ? `${header}.${forged}.${signature}`
-        : kind === 'NONE' ? `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${forged}.`
-        : kind;
+        kind === 'TAMPER'
+          ? `${header}.${forged}.${signature}`
+          : kind === 'NONE'
+            ? `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${forged}.`
+            : kind;
       const response = await api.get('/orders', { token });
       expect(response.status).toBe(401);
       expect(JSON.stringify(response.body)).not.toMatch(/jwt|jsonwebtoken|stack|at /i);
@@ -127,7 +143,7 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
   });
 
   describe('the order flow', () => {
-    it('prices an order from the catalogue, invoices it through a message, and pays it', async () => {
+    it('prices an order from the catalogue, invoices it by message, and pays it', async () => {
       const catalogue = await api.get('/products');
       expect(catalogue.status).toBe(200);
       expect(catalogue.body.length).toBeGreaterThanOrEqual(5);
@@ -143,7 +159,11 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       });
 
       const invoice = await api.invoiceFor(order.id, ada.token);
-      expect(invoice).toMatchObject({ orderId: order.id, status: 'open', amountCents: order.totalCents });
+      expect(invoice).toMatchObject({
+        orderId: order.id,
+        status: 'open',
+        amountCents: order.totalCents,
+      });
 
       const paid = await api.post(`/billing/invoices/${invoice.id}/pay`, {
         token: ada.token,
@@ -260,7 +280,9 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
 
       expect((await api.get(`/orders/${order.id}`, { token: bob.token })).status).toBe(404);
       expect((await api.post(`/orders/${order.id}/cancel`, { token: bob.token })).status).toBe(404);
-      expect((await api.get(`/billing/invoices/${invoice.id}`, { token: bob.token })).status).toBe(404);
+      expect((await api.get(`/billing/invoices/${invoice.id}`, { token: bob.token })).status).toBe(
+        404,
+      );
       const pay = await api.post(`/billing/invoices/${invoice.id}/pay`, {
         token: bob.token,
         headers: { 'idempotency-key': `bob-${order.id}` },
@@ -270,7 +292,9 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
 
       const bobsOrders = await api.get('/orders', { token: bob.token });
       expect(bobsOrders.body.map((o: { id: string }) => o.id)).not.toContain(order.id);
-      const bobsInvoices = await api.get(`/billing/invoices?orderId=${order.id}`, { token: bob.token });
+      const bobsInvoices = await api.get(`/billing/invoices?orderId=${order.id}`, {
+        token: bob.token,
+      });
       expect(bobsInvoices.body).toEqual([]);
       const untouched = await api.get(`/billing/invoices/${invoice.id}`, { token: ada.token });
       expect(untouched.body.status).toBe('open');
@@ -291,13 +315,33 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
 
   describe('bad input', () => {
     it.each([
-      ['a quantity sent as a string', { items: [{ sku: 'KEY-001', quantity: '2' }] }, 'items.0.quantity'],
-      ['a quantity above 1000', { items: [{ sku: 'KEY-001', quantity: 1001 }] }, 'items.0.quantity'],
+      [
+        'a quantity sent as a string',
+        { items: [{ sku: 'KEY-001', quantity: '2' }] },
+        'items.0.quantity',
+      ],
+      [
+        'a quantity above 1000',
+        { items: [{ sku: 'KEY-001', quantity: 1001 }] },
+        'items.0.quantity',
+      ],
       ['a fractional quantity', { items: [{ sku: 'KEY-001', quantity: 1.5 }] }, 'items.0.quantity'],
-      ['a client-chosen price', { items: [{ sku: 'KEY-001', quantity: 1, unitPriceCents: 1 }] }, 'items.0.unitPriceCents'],
-      ['an owner in the body', { items: [{ sku: 'KEY-001', quantity: 1 }], customerId: 'x' }, 'customerId'],
+      [
+        'a client-chosen price',
+        { items: [{ sku: 'KEY-001', quantity: 1, unitPriceCents: 1 }] },
+        'items.0.unitPriceCents',
+      ],
+      [
+        'an owner in the body',
+        { items: [{ sku: 'KEY-001', quantity: 1 }], customerId: 'x' },
+        'customerId',
+      ],
       ['no items', { items: [] }, 'items'],
-      ['51 lines', { items: Array.from({ length: 51 }, (_, i) => ({ sku: `S-${i}`, quantity: 1 })) }, 'items'],
+      [
+        '51 lines',
+        { items: Array.from({ length: 51 }, (_, i) => ({ sku: `S-${i}`, quantity: 1 })) },
+        'items',
+      ],
       ['items that are not objects', { items: ['KEY-001'] }, 'items.0'],
     ])('refuses %s with 400 naming the field', async (_label, body, field) => {
       const response = await api.post('/orders', { token: ada.token, body });
@@ -335,7 +379,9 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       expect(badId.status).toBe(400);
       expect(badId.body.message).toEqual(['id must be a UUID']);
 
-      const missing = await api.get('/orders/00000000-0000-4000-8000-000000000000', { token: ada.token });
+      const missing = await api.get('/orders/00000000-0000-4000-8000-000000000000', {
+        token: ada.token,
+      });
       expect(missing.status).toBe(404);
     });
 

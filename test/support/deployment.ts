@@ -35,10 +35,11 @@ export class Deployment {
 
   /** Base URL of the process that serves a path, as a gateway would route it. */
   urlFor(path: string): string {
-    const service: ServiceName =
-      path.startsWith('/billing') ? 'billing'
-      : path.startsWith('/orders') || path.startsWith('/products') ? 'orders'
-      : 'auth';
+    const service: ServiceName = path.startsWith('/billing')
+      ? 'billing'
+      : path.startsWith('/orders') || path.startsWith('/products')
+        ? 'orders'
+        : 'auth';
     const entry = this.processes.get(this.shape === 'split' ? service : 'platform');
     if (!entry) throw new Error(`no process serves ${path}`);
     return `http://127.0.0.1:${entry.port}${path}`;
@@ -165,7 +166,9 @@ function freePort(): Promise<number> {
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+        typeof address === 'object' && address
+          ? resolvePort(address.port)
+          : reject(new Error('no port')),
       );
     });
   });

@@ -28,6 +28,9 @@ export class SecurityEvents {
 
 function redact(details: NonNullable<SecurityEvent['details']>): SecurityEvent['details'] {
   return Object.fromEntries(
-    Object.entries(details).map(([key, value]) => [key, REDACTED_KEYS.test(key) ? '[redacted]' : value]),
+    Object.entries(details).map(([key, value]) => [
+      key,
+      REDACTED_KEYS.test(key) ? '[redacted]' : value,
+    ]),
   );
 }

@@ -70,11 +70,12 @@ export type RequestType = {
 
 export type PayloadOf<T extends MessageType> = InstanceType<ContractOf<T>['payload']>;
 
-export type ReplyOf<T extends RequestType> = ContractOf<T> extends { reply: infer R }
-  ? R extends PayloadClass
-    ? InstanceType<R>
-    : never
-  : never;
+export type ReplyOf<T extends RequestType> =
+  ContractOf<T> extends { reply: infer R }
+    ? R extends PayloadClass
+      ? InstanceType<R>
+      : never
+    : never;
 
 export function contractOf(type: string): MessageContract | undefined {
   return Object.prototype.hasOwnProperty.call(MESSAGE_CONTRACTS, type)
@@ -83,7 +84,11 @@ export function contractOf(type: string): MessageContract | undefined {
 }
 
 /** Whether `sender` may send a message of `type` in the role `kind`. */
-export function maySend(type: string, sender: ServiceName, kind: 'event' | 'request' | 'reply'): boolean {
+export function maySend(
+  type: string,
+  sender: ServiceName,
+  kind: 'event' | 'request' | 'reply',
+): boolean {
   const contract = contractOf(type);
   if (!contract) return false;
   switch (kind) {

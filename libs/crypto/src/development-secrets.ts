@@ -48,7 +48,10 @@ export function ensureDevelopmentSecrets(directory: string, services: readonly s
 
   if (!existsSync(join(directory, SECRET_NAMES.tokenSigningKey))) {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    write(SECRET_NAMES.tokenSigningKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    write(
+      SECRET_NAMES.tokenSigningKey,
+      privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    );
   }
 
   const trustPath = join(directory, SECRET_NAMES.trust);

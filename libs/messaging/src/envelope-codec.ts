@@ -52,7 +52,13 @@ export class EnvelopeCodec {
     private readonly now: () => number = Date.now,
   ) {}
 
-  seal(sender: ServiceName, kind: MessageKind, type: string, payload: unknown, options: SealOptions): Buffer {
+  seal(
+    sender: ServiceName,
+    kind: MessageKind,
+    type: string,
+    payload: unknown,
+    options: SealOptions,
+  ): Buffer {
     const key = this.keys.signerFor(sender);
     const iat = this.now();
     const envelope: Envelope = {
@@ -118,7 +124,10 @@ export class EnvelopeCodec {
     if (envelope.kind !== 'reply' && options.subject !== envelope.type) refuse('subject_mismatch');
     const now = this.now();
     if (envelope.exp <= now) refuse('expired');
-    if (envelope.iat > now + CLOCK_SKEW_MS || envelope.exp - envelope.iat > this.ttlMs + CLOCK_SKEW_MS) {
+    if (
+      envelope.iat > now + CLOCK_SKEW_MS ||
+      envelope.exp - envelope.iat > this.ttlMs + CLOCK_SKEW_MS
+    ) {
       refuse('not_yet_valid');
     }
     if (!this.replays.firstSighting(envelope.id, envelope.exp)) refuse('replayed');

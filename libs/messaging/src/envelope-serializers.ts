@@ -94,7 +94,12 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
   serialize(packet: OutgoingResponse): WireRecord {
     const open = this.openRequests.get(packet.id);
     const contract = open && contractOf(open.type);
-    if (!open || !contract || contract.kind !== 'request' || !this.hosted.includes(contract.responder)) {
+    if (
+      !open ||
+      !contract ||
+      contract.kind !== 'request' ||
+      !this.hosted.includes(contract.responder)
+    ) {
       throw new Error('reply to an unknown request');
     }
     if (packet.isDisposed) this.openRequests.delete(packet.id);
@@ -102,7 +107,11 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
       contract.responder,
       'reply',
       open.type,
-      { response: packet.response, err: packet.err, isDisposed: packet.isDisposed },
+      {
+        response: packet.response as unknown,
+        err: packet.err as unknown,
+        isDisposed: packet.isDisposed,
+      },
       { rid: packet.id, correlationId: open.correlationId },
     );
     return { data, headers: undefined };

@@ -92,7 +92,10 @@ export class InProcessConnection {
   private readonly closedPromise = new Promise<void>((resolve) => (this.closedResolve = resolve));
   private isClosedFlag = false;
 
-  subscribe(subject: string, options: { queue?: string; callback: MessageCallback }): { unsubscribe(): void } {
+  subscribe(
+    subject: string,
+    options: { queue?: string; callback: MessageCallback },
+  ): { unsubscribe(): void } {
     const subscription: Subscription = {
       subject,
       queue: options.queue,
@@ -115,8 +118,14 @@ export class InProcessConnection {
     bus.publish(subject, bytes, options?.reply);
   }
 
-  async *status(): AsyncGenerator<never> {
-    await this.closedPromise;
+  /** Status updates end when the connection closes; the bus itself never disconnects. */
+  status(): AsyncIterable<never> {
+    const closed = this.closedPromise;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => closed.then(() => ({ done: true as const, value: undefined as never })),
+      }),
+    };
   }
 
   isClosed(): boolean {
@@ -131,10 +140,11 @@ export class InProcessConnection {
     await this.close();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     for (const subscription of this.own) bus.unsubscribe(subscription);
     this.own.clear();
     this.isClosedFlag = true;
     this.closedResolve();
+    return this.closedPromise;
   }
 }

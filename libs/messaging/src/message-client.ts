@@ -45,7 +45,9 @@ export class MessageClient {
     timeoutMs = 5000,
   ): Promise<ReplyOf<T>> {
     try {
-      return await firstValueFrom(this.proxy.send<ReplyOf<T>>(type, payload).pipe(timeout(timeoutMs)));
+      return await firstValueFrom(
+        this.proxy.send<ReplyOf<T>>(type, payload).pipe(timeout(timeoutMs)),
+      );
     } catch (error) {
       this.logger.warn({ msg: 'request failed', type, error: describe(error) });
       throw new MessageRequestError(type, error);

@@ -47,7 +47,8 @@ export class MessagingModule {
         {
           provide: KeyRing,
           inject: [SECRET_FILES, HOSTED_SERVICES],
-          useFactory: (secrets: SecretFiles, services: ServiceName[]) => KeyRing.load(secrets, services),
+          useFactory: (secrets: SecretFiles, services: ServiceName[]) =>
+            KeyRing.load(secrets, services),
         },
         {
           provide: EnvelopeCodec,

@@ -17,12 +17,12 @@ export class SignedNatsServer extends ServerNats {
     super(options);
   }
 
-  override handleMessage(channel: string, message: NatsMessage): Promise<unknown> {
+  override handleMessage(channel: string, message: NatsMessage): Promise<void> {
     return RequestContext.run({ correlationId: acceptCorrelationId(undefined) }, async () => {
       try {
-        return await super.handleMessage(channel, message);
+        await super.handleMessage(channel, message);
       } catch (error) {
-        if (error instanceof MessageRefusedError) return undefined;
+        if (error instanceof MessageRefusedError) return;
         throw error;
       }
     });

@@ -72,7 +72,7 @@ export class AccessGuard implements CanActivate {
         return isPublic || this.admitRequest(context, roles);
       case 'rpc':
         return this.admitMessage(context, roles);
-      default:
+      case 'ws':
         return false;
     }
   }

@@ -20,7 +20,11 @@ export class SecurityModule {
       module: SecurityModule,
       global: true,
       imports: [PassportModule, MessagingModule.forService(keyRequester)],
-      providers: [TokenKeyStore, AccessTokenStrategy, { provide: APP_GUARD, useClass: AccessGuard }],
+      providers: [
+        TokenKeyStore,
+        AccessTokenStrategy,
+        { provide: APP_GUARD, useClass: AccessGuard },
+      ],
       exports: [TokenKeyStore],
     };
   }

@@ -70,9 +70,11 @@ function decodeHeader(rawJwt: string): { alg?: unknown; kid?: unknown } {
   const dot = rawJwt.indexOf('.');
   if (dot < 1 || dot > 2048) throw new TokenKeyError('malformed token');
   try {
-    const header: unknown = JSON.parse(Buffer.from(rawJwt.slice(0, dot), 'base64url').toString('utf8'));
+    const header: unknown = JSON.parse(
+      Buffer.from(rawJwt.slice(0, dot), 'base64url').toString('utf8'),
+    );
     if (typeof header !== 'object' || header === null) throw new TokenKeyError('malformed token');
-    return header as { alg?: unknown; kid?: unknown };
+    return header;
   } catch {
     throw new TokenKeyError('malformed token');
   }

@@ -96,7 +96,10 @@ export class AccountsService implements OnApplicationBootstrap {
 
     const existing = await this.accounts.findOneBy({ email: normalizeEmail(email) });
     if (existing) {
-      await this.accounts.update({ id: existing.id }, { roles: [...new Set([...existing.roles, 'admin' as const])] });
+      await this.accounts.update(
+        { id: existing.id },
+        { roles: [...new Set([...existing.roles, 'admin' as const])] },
+      );
     } else {
       try {
         checkPasswordPolicy(normalizeEmail(email), password);

@@ -12,7 +12,8 @@ export class CreateAccounts1764806400000 implements MigrationInterface {
         roles text[] NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
-        CONSTRAINT accounts_roles_known CHECK (roles <@ ARRAY['customer', 'admin', 'auditor']::text[])
+        CONSTRAINT accounts_roles_known
+          CHECK (roles <@ ARRAY['customer', 'admin', 'auditor']::text[])
       )`);
     await db.query(`
       CREATE TABLE auth.sessions (

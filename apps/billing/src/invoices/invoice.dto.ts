@@ -12,7 +12,10 @@ export class InvoiceQueryDto {
 }
 
 export class PaymentMethodDto {
-  @ApiProperty({ example: 'tok_visa', description: 'A payment provider token, never a card number' })
+  @ApiProperty({
+    example: 'tok_visa',
+    description: 'A payment provider token, never a card number',
+  })
   @IsString()
   @Matches(/^tok_[A-Za-z0-9_]{1,64}$/, { message: 'token must be a payment provider token' })
   token!: string;

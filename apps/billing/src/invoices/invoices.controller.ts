@@ -34,7 +34,7 @@ export class InvoicesController {
 
   @Get(':id')
   @Roles('customer', 'admin')
-  @ApiOperation({ summary: 'One invoice; another customer\'s invoice is 404' })
+  @ApiOperation({ summary: "One invoice; another customer's invoice is 404" })
   @ApiOkResponse({ type: InvoiceView })
   @ApiNotFoundResponse({ type: ErrorBody })
   get(@CurrentActor() actor: Actor, @Param('id', uuidParam()) id: string): Promise<InvoiceView> {
@@ -48,14 +48,18 @@ export class InvoicesController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: true,
-    description: 'Scoped to you: a retry with the same key returns the first answer and charges once',
+    description:
+      'Scoped to you: a retry with the same key returns the first answer and charges once',
   })
   @ApiOkResponse({ type: InvoiceView })
   @ApiBadRequestResponse({ type: ErrorBody })
   @ApiResponse({ status: 402, type: ErrorBody, description: 'The payment was declined' })
   @ApiNotFoundResponse({ type: ErrorBody })
   @ApiConflictResponse({ type: ErrorBody, description: 'Already paid, or void' })
-  @ApiUnprocessableEntityResponse({ type: ErrorBody, description: 'Key reused for another request' })
+  @ApiUnprocessableEntityResponse({
+    type: ErrorBody,
+    description: 'Key reused for another request',
+  })
   pay(
     @CurrentActor() actor: Actor,
     @Param('id', uuidParam()) id: string,

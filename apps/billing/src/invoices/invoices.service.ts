@@ -80,7 +80,8 @@ export class InvoicesService {
         throw new Error('void request names another customer than the invoice');
       }
       if (invoice.status === 'paid') return 'paid';
-      if (invoice.status === 'open') await tx.update(Invoice, { id: invoice.id }, { status: 'void' });
+      if (invoice.status === 'open')
+        await tx.update(Invoice, { id: invoice.id }, { status: 'void' });
       return 'void';
     });
   }
@@ -104,7 +105,12 @@ export class InvoicesService {
    * Pays an invoice once. The invoice row is locked for the whole attempt, so concurrent
    * attempts queue; a retry with the same key gets the stored answer and charges nothing.
    */
-  async pay(actor: Actor, invoiceId: string, input: PayInvoiceDto, idempotencyKey: string): Promise<InvoiceView> {
+  async pay(
+    actor: Actor,
+    invoiceId: string,
+    input: PayInvoiceDto,
+    idempotencyKey: string,
+  ): Promise<InvoiceView> {
     const requestHash = createHash('sha256')
       .update(JSON.stringify([invoiceId, input.paymentMethod.token]))
       .digest('hex');
@@ -120,7 +126,9 @@ export class InvoicesService {
       const earlier = await tx.findOneBy(Payment, { customerId: actor.id, idempotencyKey });
       if (earlier) {
         if (earlier.requestHash !== requestHash) {
-          throw new UnprocessableEntityException(['Idempotency-Key was already used for another request']);
+          throw new UnprocessableEntityException([
+            'Idempotency-Key was already used for another request',
+          ]);
         }
         return { status: earlier.responseStatus, body: earlier.responseBody, paid: undefined };
       }
@@ -133,7 +141,7 @@ export class InvoicesService {
     if (paid) {
       await this.announcePaid(paid);
     }
-    if (status !== HttpStatus.OK) throw new HttpException(body as object, status);
+    if (status !== Number(HttpStatus.OK)) throw new HttpException(body as object, status);
     return body as InvoiceView;
   }
 
@@ -206,7 +214,11 @@ export class InvoicesService {
         paidAt: (invoice.paidAt ?? new Date()).toISOString(),
       });
     } catch (error) {
-      this.logger.error({ msg: 'event not published', type: 'billing.invoice.paid', error: String(error) });
+      this.logger.error({
+        msg: 'event not published',
+        type: 'billing.invoice.paid',
+        error: String(error),
+      });
     }
   }
 }

@@ -30,7 +30,9 @@ export class OrderEventsHandler {
   }
 
   @MessagePattern('billing.invoice.void')
-  async voidInvoice(@Payload() message: VerifiedMessage<VoidInvoiceRequest>): Promise<VoidInvoiceReply> {
+  async voidInvoice(
+    @Payload() message: VerifiedMessage<VoidInvoiceRequest>,
+  ): Promise<VoidInvoiceReply> {
     if (!this.actsFor(message, message.payload.customerId, true)) {
       throw new ForbiddenException('the acting user may not void this invoice');
     }
@@ -40,7 +42,8 @@ export class OrderEventsHandler {
   /** The envelope's actor must be the customer named in the payload, or an admin if allowed. */
   private actsFor(message: VerifiedMessage, customerId: string, adminMay: boolean): boolean {
     const actor = message.actor;
-    const allowed = actor !== undefined && (adminMay ? mayAccess(actor, customerId) : actor.id === customerId);
+    const allowed =
+      actor !== undefined && (adminMay ? mayAccess(actor, customerId) : actor.id === customerId);
     if (!allowed) {
       this.events.record({
         type: 'message.refused',

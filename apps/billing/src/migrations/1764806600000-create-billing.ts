@@ -16,7 +16,9 @@ export class CreateBilling1764806600000 implements MigrationInterface {
         created_at timestamptz NOT NULL DEFAULT now(),
         paid_at timestamptz
       )`);
-    await db.query(`CREATE INDEX invoices_customer_idx ON billing.invoices (customer_id, created_at)`);
+    await db.query(
+      `CREATE INDEX invoices_customer_idx ON billing.invoices (customer_id, created_at)`,
+    );
     await db.query(`
       CREATE TABLE billing.payments (
         id uuid PRIMARY KEY,

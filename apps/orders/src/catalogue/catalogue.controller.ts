@@ -17,7 +17,9 @@ export class ProductView {
 @ApiTags('catalogue')
 @Controller('products')
 export class CatalogueController {
-  constructor(@InjectRepository(Product, 'orders') private readonly products: Repository<Product>) {}
+  constructor(
+    @InjectRepository(Product, 'orders') private readonly products: Repository<Product>,
+  ) {}
 
   @Get()
   @Public()

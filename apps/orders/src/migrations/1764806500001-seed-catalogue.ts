@@ -15,13 +15,16 @@ export class SeedCatalogue1764806500001 implements MigrationInterface {
   async up(db: QueryRunner): Promise<void> {
     for (const [sku, name, price] of PRODUCTS) {
       await db.query(
-        `INSERT INTO orders.products (sku, name, unit_price_cents, currency) VALUES ($1, $2, $3, 'EUR')`,
+        `INSERT INTO orders.products (sku, name, unit_price_cents, currency)
+         VALUES ($1, $2, $3, 'EUR')`,
         [sku, name, price],
       );
     }
   }
 
   async down(db: QueryRunner): Promise<void> {
-    await db.query(`DELETE FROM orders.products WHERE sku = ANY($1)`, [PRODUCTS.map(([sku]) => sku)]);
+    await db.query(`DELETE FROM orders.products WHERE sku = ANY($1)`, [
+      PRODUCTS.map(([sku]) => sku),
+    ]);
   }
 }

@@ -53,7 +53,7 @@ export class OrdersController {
 
   @Get(':id')
   @Roles('customer', 'admin')
-  @ApiOperation({ summary: 'One order; another customer\'s order is 404' })
+  @ApiOperation({ summary: "One order; another customer's order is 404" })
   @ApiOkResponse({ type: OrderView })
   @ApiBadRequestResponse({ type: ErrorBody })
   @ApiNotFoundResponse({ type: ErrorBody })

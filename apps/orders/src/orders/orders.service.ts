@@ -120,7 +120,9 @@ export class OrdersService {
     const skus = input.items.map((item) => item.sku);
     const duplicates = skus.filter((sku, index) => skus.indexOf(sku) !== index);
     if (duplicates.length > 0) {
-      throw new BadRequestException([`items must not repeat a sku: ${[...new Set(duplicates)].join(', ')}`]);
+      throw new BadRequestException([
+        `items must not repeat a sku: ${[...new Set(duplicates)].join(', ')}`,
+      ]);
     }
 
     const products = await this.db.getRepository(Product).findBy({ sku: In(skus), active: true });
@@ -172,7 +174,9 @@ export class OrdersService {
     });
     if (!order) return undefined;
     if (order.requestHash !== requestHash) {
-      throw new UnprocessableEntityException(['Idempotency-Key was already used for another request']);
+      throw new UnprocessableEntityException([
+        'Idempotency-Key was already used for another request',
+      ]);
     }
     return view(order);
   }

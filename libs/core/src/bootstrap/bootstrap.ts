@@ -53,7 +53,8 @@ export async function createHost(
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    genReqId: (request: { headers: Record<string, unknown> }) => acceptCorrelationId(request.headers['x-correlation-id']),
+    genReqId: (request: { headers: Record<string, unknown> }) =>
+      acceptCorrelationId(request.headers['x-correlation-id']),
     trustProxy: false,
     logger: false,
   });

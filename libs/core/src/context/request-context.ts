@@ -36,7 +36,7 @@ export const RequestContext = {
     return storage.getStore()?.actor;
   },
 
-  /** Adopts the correlation id and actor of a verified message; only the messaging layer calls this. */
+  /** Adopts a verified message's correlation id and actor; only the messaging layer calls this. */
   adoptMessage(correlationId: string, actor: Actor | undefined): void {
     const state = storage.getStore();
     if (!state) return;

@@ -22,7 +22,10 @@ export interface ServiceSchema {
  * otherwise the embedded PGlite database under `DATA_DIR`. Migrations always; never
  * `synchronize`.
  */
-export function buildDataSourceOptions(config: AppConfig, schema: ServiceSchema): DataSourceOptions {
+export function buildDataSourceOptions(
+  config: AppConfig,
+  schema: ServiceSchema,
+): DataSourceOptions {
   const common = {
     type: 'postgres' as const,
     name: schema.service,

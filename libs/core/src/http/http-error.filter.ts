@@ -75,7 +75,7 @@ function describe(exception: unknown): { status: number; message: string | strin
       return { status, message: UNMATCHED_ROUTE.test(message) ? 'no such route' : message };
     }
     if (Array.isArray(message) && message.every((m) => typeof m === 'string')) {
-      return { status, message: message as string[] };
+      return { status, message };
     }
     return { status, message: exception.message };
   }

@@ -15,9 +15,7 @@ export const IdempotencyKey = createParamDecorator(
       return undefined;
     }
     if (typeof value !== 'string' || !IDEMPOTENCY_KEY.test(value)) {
-      throw new BadRequestException([
-        'Idempotency-Key must be 1-255 visible ASCII characters',
-      ]);
+      throw new BadRequestException(['Idempotency-Key must be 1-255 visible ASCII characters']);
     }
     return value;
   },

@@ -24,7 +24,11 @@ export function flattenValidationErrors(errors: ValidationError[], parent = ''):
   for (const error of errors) {
     const path = parent ? `${parent}.${error.property}` : error.property;
     for (const text of Object.values(error.constraints ?? {})) {
-      messages.push(text.startsWith(`${error.property} `) ? `${path}${text.slice(error.property.length)}` : `${path}: ${text}`);
+      messages.push(
+        text.startsWith(`${error.property} `)
+          ? `${path}${text.slice(error.property.length)}`
+          : `${path}: ${text}`,
+      );
     }
     if (error.children?.length) messages.push(...flattenValidationErrors(error.children, path));
   }
