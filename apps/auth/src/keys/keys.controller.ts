@@ -45,7 +45,7 @@ export class KeysController {
   @ApiOperation({ summary: 'Discovery document: issuer, JWKS location, algorithms' })
   @ApiOkResponse({ type: OpenIdConfigurationView })
   openIdConfiguration(): OpenIdConfigurationView {
-    const base = this.config.tokenIssuer.replace(/\/+$/, '');
+    const base = this.config.publicUrl;
     return {
       issuer: this.config.tokenIssuer,
       jwks_uri: `${base}/.well-known/jwks.json`,

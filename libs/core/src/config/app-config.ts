@@ -11,6 +11,8 @@ export interface AppConfig {
   readonly nodeEnv: 'development' | 'production' | 'test';
   readonly host: string;
   readonly port: number;
+  /** Where clients reach this deployment; used in discovery documents. */
+  readonly publicUrl: string;
   readonly dataDir: string;
   readonly databaseUrl?: string;
   readonly databaseSsl: DatabaseSslMode;
@@ -109,10 +111,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
     read.problems.push('BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together');
   }
 
+  const port = read.integer('PORT', 3000, 0, 65535);
   const config: AppConfig = {
     nodeEnv,
     host: read.string('HOST') ?? '127.0.0.1',
-    port: read.integer('PORT', 3000, 0, 65535),
+    port,
+    publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(
+      /\/+$/,
+      '',
+    ),
     dataDir: resolve(read.string('DATA_DIR') ?? './data'),
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseSsl: read.oneOf('DATABASE_SSL', ['disable', 'require', 'verify-full'], 'disable'),

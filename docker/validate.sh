@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Checks the container set-up as far as that is possible without a Docker engine:
+#   1. docker-compose (v1, Debian's package) parses and validates docker/compose.yml;
+#   2. every app the Dockerfile and compose file name has a source entry point;
+#   3. the files the Dockerfile copies from the build context exist;
+#   4. each app service mounts only the secrets it needs.
+# Runs from any working directory and needs no real secrets.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+
+compose_file=docker/compose.yml
+dockerfile=docker/Dockerfile
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "docker-compose is not installed; install it with: apt-get install docker-compose" >&2
+  exit 2
+fi
+
+# Placeholder secret files, so the result never depends on whether `npm run secrets:init`
+# has run. compose.yml reads them from PORTCULLIS_SECRETS_DIR.
+placeholders="$(mktemp -d)"
+trap 'rm -rf "${placeholders}"' EXIT
+mkdir -p "${placeholders}/services"
+touch "${placeholders}"/services/{auth,orders,billing}.key
+touch "${placeholders}"/{token-signing.key,trust.json}
+export PORTCULLIS_SECRETS_DIR="${placeholders}"
+
+echo "== compose file ($(docker-compose version --short))"
+if docker-compose -f "${compose_file}" config -q; then
+  echo "ok: ${compose_file} is valid"
+else
+  fail "docker-compose rejected ${compose_file}"
+fi
+resolved="$(docker-compose -f "${compose_file}" config 2>/dev/null || true)"
+
+echo "== entry points"
+# Apps named by the Dockerfile's default, the compose build arguments, and any literal
+# dist path in docker/.
+apps="$(
+  {
+    sed -n 's/^ARG APP=\([a-z0-9-]*\).*/\1/p' "${dockerfile}"
+    sed -n 's/^ *APP: *\([a-z0-9-]*\) *$/\1/p' <<<"${resolved}"
+    { grep -rhoE 'dist/apps/[a-z0-9-]+/src/main\.js' docker || true; } |
+      sed -E 's#dist/apps/([^/]+)/.*#\1#'
+  } | sort -u
+)"
+if [[ -z "${apps}" ]]; then
+  fail "found no app named in ${dockerfile} or ${compose_file}"
+fi
+for app in ${apps}; do
+  if [[ -f "apps/${app}/src/main.ts" ]]; then
+    echo "ok: dist/apps/${app}/src/main.js <- apps/${app}/src/main.ts"
+  else
+    fail "dist/apps/${app}/src/main.js is referenced but apps/${app}/src/main.ts does not exist"
+  fi
+done
+
+echo "== Dockerfile sources"
+# Every file or folder the build context must supply (COPY without --from) exists and is
+# not excluded by name in .dockerignore.
+while read -r source; do
+  if [[ ! -e "${source}" ]]; then
+    fail "${dockerfile} copies ${source}, which does not exist"
+  elif grep -qxF -e "${source}" -e "${source%%/*}" .dockerignore; then
+    fail "${dockerfile} copies ${source}, which .dockerignore excludes"
+  else
+    echo "ok: ${source}"
+  fi
+done < <(awk '$1 == "COPY" && $2 !~ /^--from=/ {
+  for (i = 2; i < NF; i++) if ($i !~ /^--/) print $i
+}' "${dockerfile}" | sort -u)
+
+echo "== secrets per service"
+# Each app gets its own signing key and the trust file; only auth gets the token signing key.
+# The resolved config names every secret's target, which is its path inside the container.
+for app in auth orders billing; do
+  targets="$(
+    awk -v service="  ${app}:" '
+      $0 == service { inside = 1; next }
+      inside && /^  [^ ]/ { inside = 0 }
+      inside && $1 == "target:" { print $2 }
+    ' <<<"${resolved}" | sort
+  )"
+  expected="/run/secrets/portcullis/services/${app}.key"$'\n'"/run/secrets/portcullis/trust.json"
+  if [[ "${app}" == auth ]]; then
+    expected+=$'\n'"/run/secrets/portcullis/token-signing.key"
+  fi
+  expected="$(sort <<<"${expected}")"
+  if [[ "${targets}" == "${expected}" ]]; then
+    echo "ok: ${app} mounts $(paste -sd ' ' - <<<"${targets}")"
+  else
+    fail "${app} mounts [$(paste -sd ' ' - <<<"${targets}")]," \
+      "expected [$(paste -sd ' ' - <<<"${expected}")]"
+  fi
+done
+
+if ((failures > 0)); then
+  echo "${failures} check(s) failed" >&2
+  exit 1
+fi
+echo "all checks passed"
