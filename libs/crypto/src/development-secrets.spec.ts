@@ -40,7 +40,8 @@ describe(ensureDevelopmentSecrets.name, () => {
     it('makes every file readable by its owner only', () => {
       const written = ensureDevelopmentSecrets(directory, SERVICES);
 
-      for (const name of written) expect({ name, mode: modeOf(name) }).toEqual({ name, mode: 0o600 });
+      for (const name of written)
+        expect({ name, mode: modeOf(name) }).toEqual({ name, mode: 0o600 });
       expect(statSync(join(directory, 'services')).mode & 0o077).toBe(0);
     });
 

@@ -20,6 +20,8 @@ import { ReplayGuard } from './replay-guard';
 const DOT = 0x2e;
 const SIGNATURE_CHARS = 86; // 64 bytes in unpadded base64url
 const MAX_KID_CHARS = 40;
+/** 64 bytes in unpadded base64url: 85 free characters, then one whose low 4 bits are zero. */
+const CANONICAL_SIGNATURE = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 const CLOCK_SKEW_MS = 30_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -108,7 +110,11 @@ export class EnvelopeCodec {
     }
     const key = this.keys.trustedKey(wire.toString('latin1', 0, firstDot));
     if (!key) throw new MessageRefusedError('unknown_key');
-    const signature = Buffer.from(wire.toString('latin1', firstDot + 1, secondDot), 'base64url');
+    // Only the canonical encoding is accepted: base64url decoders ignore the spare bits of the
+    // last character, so without this check several texts would carry one signature.
+    const signatureText = wire.toString('latin1', firstDot + 1, secondDot);
+    if (!CANONICAL_SIGNATURE.test(signatureText)) throw new MessageRefusedError('bad_signature');
+    const signature = Buffer.from(signatureText, 'base64url');
     const body = wire.subarray(secondDot + 1);
     if (signature.length !== 64 || !verify(null, body, key.publicKey, signature)) {
       throw new MessageRefusedError('bad_signature');

@@ -40,11 +40,11 @@ export class TokenKeyStore {
     return fetched;
   }
 
+  /** At most one fetch per interval, failed or not, so unknown kids cannot flood auth. */
   private refresh(): Promise<void> {
     if (this.inFlight) return this.inFlight;
-    if (Date.now() - this.lastRefresh < MIN_REFRESH_INTERVAL_MS && this.keys.size > 0) {
-      return Promise.resolve();
-    }
+    if (Date.now() - this.lastRefresh < MIN_REFRESH_INTERVAL_MS) return Promise.resolve();
+    this.lastRefresh = Date.now();
     this.inFlight = this.fetchKeys().finally(() => {
       this.inFlight = undefined;
     });
@@ -61,7 +61,6 @@ export class TokenKeyStore {
       next.set(jwk.kid, key);
     }
     this.keys = next;
-    this.lastRefresh = Date.now();
     this.logger.log({ msg: 'token keys refreshed', kids: [...next.keys()] });
   }
 }

@@ -1,9 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { Algorithm, hash, verify } from '@node-rs/argon2';
+import { hash, verify } from '@node-rs/argon2';
 
 /** OWASP's argon2id parameters: 19 MiB of memory, two passes, one lane. */
+/** `Algorithm.Argon2id` of @node-rs/argon2, a const enum that per-file compilers erase. */
+const ARGON2ID_ALGORITHM = 2;
+
 const ARGON2ID = {
-  algorithm: Algorithm.Argon2id,
+  algorithm: ARGON2ID_ALGORITHM,
   memoryCost: 19_456,
   timeCost: 2,
   parallelism: 1,

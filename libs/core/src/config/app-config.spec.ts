@@ -1,0 +1,148 @@
+import { resolve } from 'node:path';
+
+import { type AppConfig, ConfigError, loadConfig } from './app-config';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe(loadConfig.name, () => {
+  describe('with an empty environment', () => {
+    it('uses the development defaults', () => {
+      expect(loadConfig({})).toMatchObject<Partial<AppConfig>>({
+        nodeEnv: 'development',
+        host: '127.0.0.1',
+        port: 3000,
+        dataDir: resolve('./data'),
+        databaseUrl: undefined,
+        databaseSsl: 'disable',
+        databaseCaFile: undefined,
+        databasePoolSize: 10,
+        natsUrl: undefined,
+        natsQueue: undefined,
+        secretsDir: resolve('./secrets'),
+        createMissingSecrets: true,
+        logFormat: 'json',
+        logLevel: 'log',
+        tokenIssuer: 'urn:portcullis:auth',
+        tokenAudience: 'urn:portcullis:api',
+        accessTokenTtlSeconds: 900,
+        refreshTokenTtlSeconds: 1_209_600,
+        messageTtlSeconds: 60,
+        bootstrapAdminEmail: undefined,
+        bootstrapAdminPassword: undefined,
+        swaggerEnabled: true,
+      });
+    });
+
+    it('does not create missing secrets in production', () => {
+      expect(loadConfig({ NODE_ENV: 'production' }).createMissingSecrets).toBe(false);
+    });
+
+    it('treats blank values as unset', () => {
+      expect(loadConfig({ PORT: '  ', DATABASE_URL: '' })).toMatchObject({
+        port: 3000,
+        databaseUrl: undefined,
+      });
+    });
+  });
+
+  describe('with valid values', () => {
+    it('reads them', () => {
+      const config = loadConfig({
+        PORT: '8080',
+        DATABASE_URL: 'postgres://portcullis@db:5432/portcullis',
+        DATABASE_SSL: 'verify-full',
+        NATS_URL: 'tls://nats:4222',
+        ACCESS_TOKEN_TTL_SECONDS: '300',
+        BOOTSTRAP_ADMIN_EMAIL: ' Admin@Example.COM ',
+        BOOTSTRAP_ADMIN_PASSWORD: 'correct horse battery staple',
+        SWAGGER_ENABLED: 'false',
+      });
+
+      expect(config).toMatchObject({
+        port: 8080,
+        databaseUrl: 'postgres://portcullis@db:5432/portcullis',
+        databaseSsl: 'verify-full',
+        natsUrl: 'tls://nats:4222',
+        accessTokenTtlSeconds: 300,
+        bootstrapAdminEmail: 'admin@example.com',
+        bootstrapAdminPassword: 'correct horse battery staple',
+        swaggerEnabled: false,
+      });
+    });
+  });
+
+  describe('with bad values', () => {
+    it('reports every bad setting at once', () => {
+      const problems = problemsOf({
+        PORT: 'eighty',
+        LOG_FORMAT: 'xml',
+        SWAGGER_ENABLED: 'yes',
+        DATABASE_SSL: 'prefer',
+        MESSAGE_TTL_SECONDS: '-5',
+      });
+
+      expect(problems.sort()).toEqual([
+        'DATABASE_SSL must be one of: disable, require, verify-full',
+        'LOG_FORMAT must be one of: json, pretty',
+        'MESSAGE_TTL_SECONDS must be a whole number from 5 to 3600',
+        'PORT must be a whole number from 0 to 65535',
+        'SWAGGER_ENABLED must be true or false',
+      ]);
+    });
+
+    it('names them in the error message', () => {
+      expect(() => loadConfig({ PORT: '70000', NODE_ENV: 'staging' })).toThrow(
+        /^Invalid configuration:\n {2}- NODE_ENV must be one of: .*\n {2}- PORT must be /,
+      );
+    });
+
+    it.each([
+      ['an unparsable URL', 'postgres://portcullis:s3cr3t-pw@[db:5432/portcullis'],
+      ['a URL of another protocol', 'mysql://portcullis:s3cr3t-pw@db:3306/portcullis'],
+    ])('does not echo %s in DATABASE_URL', (_, url) => {
+      let message = '';
+      try {
+        loadConfig({ DATABASE_URL: url });
+      } catch (error) {
+        message = error instanceof Error ? error.message : String(error);
+      }
+
+      expect(message).toMatch(
+        /DATABASE_URL (is not a valid URL|must use postgres: or postgresql:)/,
+      );
+      expect(message).not.toContain('s3cr3t-pw');
+      expect(message).not.toContain('portcullis:');
+    });
+
+    it('refuses a bootstrap admin email without a password', () => {
+      expect(problemsOf({ BOOTSTRAP_ADMIN_EMAIL: 'admin@example.com' })).toEqual([
+        'BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together',
+      ]);
+    });
+
+    it('refuses a bootstrap admin password without an email', () => {
+      expect(problemsOf({ BOOTSTRAP_ADMIN_PASSWORD: 'correct horse battery' })).toEqual([
+        'BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together',
+      ]);
+    });
+
+    it.each(['901', '3600', '29', '1.5', '9e2'])('refuses ACCESS_TOKEN_TTL_SECONDS=%s', (ttl) => {
+      expect(problemsOf({ ACCESS_TOKEN_TTL_SECONDS: ttl })).toEqual([
+        'ACCESS_TOKEN_TTL_SECONDS must be a whole number from 30 to 900',
+      ]);
+    });
+
+    it('accepts ACCESS_TOKEN_TTL_SECONDS at its limits', () => {
+      expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '900' }).accessTokenTtlSeconds).toBe(900);
+      expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '30' }).accessTokenTtlSeconds).toBe(30);
+    });
+  });
+});
