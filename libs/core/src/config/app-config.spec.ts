@@ -38,6 +38,12 @@ describe(loadConfig.name, () => {
         bootstrapAdminEmail: undefined,
         bootstrapAdminPassword: undefined,
         swaggerEnabled: true,
+        trustedProxies: [],
+        corsOrigins: [],
+        rateLimitWindowMs: 60_000,
+        rateLimitPerIp: 600,
+        rateLimitPerUser: 300,
+        tokenCacheSize: 10_000,
       });
     });
 
@@ -143,6 +149,52 @@ describe(loadConfig.name, () => {
     it('accepts ACCESS_TOKEN_TTL_SECONDS at its limits', () => {
       expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '900' }).accessTokenTtlSeconds).toBe(900);
       expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '30' }).accessTokenTtlSeconds).toBe(30);
+    });
+  });
+
+  describe('with proxy, CORS and rate-limit settings', () => {
+    it('reads lists of trusted proxies and origins', () => {
+      const config = loadConfig({
+        TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7 ,loopback,fd00::/8',
+        CORS_ORIGINS: 'https://shop.example.com,http://localhost:5173',
+        RATE_LIMIT_WINDOW_SECONDS: '10',
+        RATE_LIMIT_PER_IP: '5',
+        RATE_LIMIT_PER_USER: '3',
+        TOKEN_CACHE_SIZE: '0',
+      });
+
+      expect(config).toMatchObject({
+        trustedProxies: ['10.0.0.0/8', '192.168.1.7', 'loopback', 'fd00::/8'],
+        corsOrigins: ['https://shop.example.com', 'http://localhost:5173'],
+        rateLimitWindowMs: 10_000,
+        rateLimitPerIp: 5,
+        rateLimitPerUser: 3,
+        tokenCacheSize: 0,
+      });
+    });
+
+    it.each(['*', '10.0.0.0/33', 'proxy.example.com', '10.0.0.1/8/1', '::1/129'])(
+      'refuses TRUSTED_PROXIES=%s',
+      (value) => {
+        expect(problemsOf({ TRUSTED_PROXIES: value })).toEqual([
+          'TRUSTED_PROXIES must list IP addresses, CIDR ranges, loopback, linklocal or uniquelocal',
+        ]);
+      },
+    );
+
+    it.each(['*', 'https://shop.example.com/', 'shop.example.com', 'ftp://files.example.com'])(
+      'refuses CORS_ORIGINS=%s',
+      (value) => {
+        expect(problemsOf({ CORS_ORIGINS: value })).toEqual([
+          'CORS_ORIGINS must list origins like https://shop.example.com (no path)',
+        ]);
+      },
+    );
+
+    it('refuses a rate limit of zero', () => {
+      expect(problemsOf({ RATE_LIMIT_PER_IP: '0' })).toEqual([
+        'RATE_LIMIT_PER_IP must be a whole number from 1 to 100000000',
+      ]);
     });
   });
 });

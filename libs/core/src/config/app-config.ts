@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 
 /** How PostgreSQL connections are secured (`DATABASE_SSL`). */
@@ -32,6 +33,21 @@ export interface AppConfig {
   readonly bootstrapAdminEmail?: string;
   readonly bootstrapAdminPassword?: string;
   readonly swaggerEnabled: boolean;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (IPs, CIDR ranges, or `loopback`,
+   * `linklocal`, `uniquelocal`). Empty: the client IP is always the socket's address.
+   */
+  readonly trustedProxies: readonly string[];
+  /** Browser origins allowed to call the API cross-origin. Empty: no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
+  /** Length of one rate-limit window, in milliseconds. */
+  readonly rateLimitWindowMs: number;
+  /** Requests one client IP may make per window, across all routes. */
+  readonly rateLimitPerIp: number;
+  /** Requests one authenticated user may make per window, across all routes. */
+  readonly rateLimitPerUser: number;
+  /** Verified access tokens remembered per process; 0 turns the cache off. */
+  readonly tokenCacheSize: number;
 }
 
 /** Raised when the environment holds a value the application cannot start with. */
@@ -98,6 +114,56 @@ class EnvReader {
     }
     return raw;
   }
+
+  /** A comma-separated list; blank entries are dropped. */
+  list(name: string): string[] {
+    return (this.string(name) ?? '')
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+  }
+
+  /** IP addresses, CIDR ranges or the range names that proxy-addr knows. */
+  proxies(name: string): string[] {
+    const entries = this.list(name);
+    const bad = entries.filter((entry) => !isAddressOrRange(entry));
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name} must list IP addresses, CIDR ranges, loopback, linklocal or uniquelocal`,
+      );
+      return [];
+    }
+    return entries;
+  }
+
+  /** Origins such as `https://shop.example.com`: a scheme, a host, an optional port. */
+  origins(name: string): string[] {
+    const entries = this.list(name);
+    const valid = entries.every((entry) => {
+      try {
+        const url = new URL(entry);
+        return ['http:', 'https:'].includes(url.protocol) && url.origin === entry;
+      } catch {
+        return false;
+      }
+    });
+    if (!valid) {
+      this.problems.push(`${name} must list origins like https://shop.example.com (no path)`);
+      return [];
+    }
+    return entries;
+  }
+}
+
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+function isAddressOrRange(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 /** Reads and validates the environment. Throws {@link ConfigError} naming every bad setting. */
@@ -139,6 +205,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bootstrapAdminEmail,
     bootstrapAdminPassword,
     swaggerEnabled: read.boolean('SWAGGER_ENABLED', true),
+    trustedProxies: read.proxies('TRUSTED_PROXIES'),
+    corsOrigins: read.origins('CORS_ORIGINS'),
+    rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 3600) * 1000,
+    rateLimitPerIp: read.integer('RATE_LIMIT_PER_IP', 600, 1, 100_000_000),
+    rateLimitPerUser: read.integer('RATE_LIMIT_PER_USER', 300, 1, 100_000_000),
+    tokenCacheSize: read.integer('TOKEN_CACHE_SIZE', 10_000, 0, 1_000_000),
   };
 
   if (read.problems.length > 0) throw new ConfigError(read.problems);
