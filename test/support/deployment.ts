@@ -31,6 +31,10 @@ export class Deployment {
     readonly shape: ShapeName,
     private readonly processes: Map<string, { child: ChildProcess; port: number; log: string[] }>,
     private readonly cleanups: Array<() => Promise<void> | void>,
+    /** The deployment's SECRETS_DIR: its message-signing keys and trust file. */
+    readonly secretsDir: string,
+    /** The NATS server of the deployment, in the shapes that use one. */
+    readonly natsUrl?: string,
   ) {}
 
   /** Base URL of the process that serves a path, as a gateway would route it. */
@@ -59,7 +63,11 @@ export class Deployment {
     for (const cleanup of this.cleanups.reverse()) await cleanup();
   }
 
-  static async start(shape: ShapeName): Promise<Deployment> {
+  /**
+   * Starts the shape's processes. Rate limits are raised far above what the suites send,
+   * unless `extraEnv` (applied last, to every process) sets them.
+   */
+  static async start(shape: ShapeName, extraEnv: Record<string, string> = {}): Promise<Deployment> {
     const workDir = mkdtempSync(join(tmpdir(), `portcullis-e2e-${shape}-`));
     const cleanups: Array<() => Promise<void> | void> = [
       () => rmSync(workDir, { recursive: true, force: true }),
@@ -74,6 +82,8 @@ export class Deployment {
       LOG_LEVEL: 'warn',
       BOOTSTRAP_ADMIN_EMAIL: ADMIN.email,
       BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,
+      RATE_LIMIT_PER_IP: '1000000',
+      RATE_LIMIT_PER_USER: '1000000',
     };
     execFileSync(process.execPath, ['dist/scripts/secrets-init.js'], {
       cwd: ROOT,
@@ -89,9 +99,11 @@ export class Deployment {
       env.NATS_QUEUE = `e2e-${randomBytes(6).toString('hex')}`;
     }
 
+    Object.assign(env, extraEnv);
+
     const apps = shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
     const processes = new Map<string, { child: ChildProcess; port: number; log: string[] }>();
-    const deployment = new Deployment(shape, processes, cleanups);
+    const deployment = new Deployment(shape, processes, cleanups, env.SECRETS_DIR, env.NATS_URL);
     try {
       for (const app of apps) {
         const port = await freePort();

@@ -12,4 +12,5 @@ export * from './http/http-error.filter';
 export * from './http/public.decorator';
 export * from './http/validation';
 export * from './http/idempotency-key';
+export * from './http/json-body-parser';
 export * from './http/uuid-param';

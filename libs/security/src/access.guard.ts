@@ -14,8 +14,16 @@ import { SecurityEvents } from '@portcullis/audit';
 import { type Actor, IS_PUBLIC, RequestContext } from '@portcullis/core';
 import { VerifiedMessage } from '@portcullis/messaging';
 
-import { ACCESS_TOKEN_STRATEGY } from './access-token.strategy';
+import {
+  ACCESS_TOKEN_EXPIRY,
+  ACCESS_TOKEN_STRATEGY,
+  type VerifiedTokenRequest,
+  extractAccessToken,
+} from './access-token.strategy';
 import { REQUIRED_ROLES } from './decorators';
+import { VerifiedTokenCache } from './verified-token-cache';
+
+type GuardedRequest = FastifyRequest & VerifiedTokenRequest & { user?: Actor };
 
 /** Runs the passport strategy and maps every failure to one 401 without library text. */
 class PassportAccessGuard extends AuthGuard(ACCESS_TOKEN_STRATEGY) {
@@ -50,6 +58,10 @@ function reasonOf(cause: unknown): string {
  * The global guard of every app. HTTP: deny unless the route is `@Public()` or carries a
  * verified access token (and one of the `@Roles()` it names). Messages: deny unless the
  * transport verified the envelope, and the envelope's actor holds the `@Roles()` named.
+ *
+ * A token verified before is answered from the {@link VerifiedTokenCache} without running
+ * passport at all; any other token goes through the passport-jwt strategy in full, and is
+ * remembered once it passes.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {
@@ -58,6 +70,7 @@ export class AccessGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     @Inject(SecurityEvents) private readonly events: SecurityEvents,
+    @Inject(VerifiedTokenCache) private readonly tokens: VerifiedTokenCache,
   ) {
     this.passport = new PassportAccessGuard(events);
   }
@@ -78,10 +91,8 @@ export class AccessGuard implements CanActivate {
   }
 
   private async admitRequest(context: ExecutionContext, roles?: string[]): Promise<boolean> {
-    await this.passport.canActivate(context);
-    const request = context.switchToHttp().getRequest<FastifyRequest & { user?: Actor }>();
-    const actor = request.user;
-    if (!actor) throw new UnauthorizedException('a valid bearer access token is required');
+    const request = context.switchToHttp().getRequest<GuardedRequest>();
+    const actor = await this.authenticate(context, request);
     RequestContext.setActor(actor);
     if (roles && !roles.some((role) => actor.roles.includes(role))) {
       this.events.record({
@@ -95,9 +106,37 @@ export class AccessGuard implements CanActivate {
     return true;
   }
 
+  /** The actor of the request's token: from the cache, or verified in full and then cached. */
+  private async authenticate(context: ExecutionContext, request: GuardedRequest): Promise<Actor> {
+    const token = extractAccessToken(request);
+    if (token) {
+      const cached = this.tokens.get(token);
+      if (cached) {
+        request.user = cached;
+        return cached;
+      }
+    }
+
+    const stamp = this.tokens.stamp();
+    await this.passport.canActivate(context);
+    const actor = request.user;
+    if (!actor) throw new UnauthorizedException('a valid bearer access token is required');
+    const expiresAt = request[ACCESS_TOKEN_EXPIRY];
+    if (token && expiresAt !== undefined) this.tokens.set(token, actor, expiresAt, stamp);
+    return actor;
+  }
+
   private admitMessage(context: ExecutionContext, roles?: string[]): boolean {
     const message = context.switchToRpc().getData<unknown>();
-    if (!(message instanceof VerifiedMessage)) return false;
+    if (!(message instanceof VerifiedMessage)) {
+      this.events.record({
+        type: 'message.refused',
+        outcome: 'denied',
+        reason: 'not_verified',
+        details: { handler: context.getHandler().name },
+      });
+      return false;
+    }
     if (!roles) return true;
     const held = message.actor?.roles ?? [];
     if (roles.some((role) => held.includes(role))) return true;

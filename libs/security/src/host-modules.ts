@@ -11,6 +11,8 @@ import { SecurityModule } from './security.module';
  * sink, signed messaging and the global guard. `keyRequester` is the hosted service that
  * fetches token keys from auth.
  */
-export function securedHostModules(keyRequester: ServiceName): Array<Type | DynamicModule> {
+export function securedHostModules(
+  keyRequester: ServiceName,
+): Array<Type | DynamicModule | Promise<DynamicModule>> {
   return [AuditModule, MessagingModule.forRoot(), SecurityModule.forRoot(keyRequester)];
 }

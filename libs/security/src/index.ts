@@ -5,3 +5,5 @@ export * from './ownership';
 export * from './security.module';
 export * from './token-key-store';
 export * from './host-modules';
+export * from './rate-limit-storage';
+export * from './verified-token-cache';

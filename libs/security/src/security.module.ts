@@ -2,30 +2,66 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 
-import type { ServiceName } from '@portcullis/core';
+import { APP_CONFIG, type AppConfig, MESSAGE_GUARDS, type ServiceName } from '@portcullis/core';
 import { MessagingModule } from '@portcullis/messaging';
 
 import { AccessGuard } from './access.guard';
 import { AccessTokenStrategy } from './access-token.strategy';
+import { FixedWindowRateLimitStorage } from './rate-limit-storage';
 import { TokenKeyStore } from './token-key-store';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 /**
- * Authentication and authorization for a process: the global deny-by-default guard and the
- * access-token strategy. `keyRequester` is the hosted service that asks auth for its keys.
+ * Authentication, authorization and rate limits for a process. Every HTTP request passes, in
+ * this order, the per-IP rate limit, the deny-by-default {@link AccessGuard} and the per-user
+ * rate limit; every message handler passes the {@link AccessGuard}. `keyRequester` is the
+ * hosted service that asks auth for its token keys.
+ *
+ * `@nestjs/throttler` is loaded when the module is built, not when this library is imported:
+ * its CommonJS build cannot be required from ES-module test runs that import the library.
  */
 @Module({})
 export class SecurityModule {
-  static forRoot(keyRequester: ServiceName): DynamicModule {
+  static async forRoot(keyRequester: ServiceName): Promise<DynamicModule> {
+    const { ThrottlerModule } = await import('@nestjs/throttler');
+    const { ActorRateLimitGuard, ClientRateLimitGuard, rateLimitOptions } =
+      await import('./rate-limit.guard');
     return {
       module: SecurityModule,
       global: true,
-      imports: [PassportModule, MessagingModule.forService(keyRequester)],
+      imports: [
+        PassportModule,
+        MessagingModule.forService(keyRequester),
+        ThrottlerModule.forRootAsync({
+          inject: [APP_CONFIG],
+          useFactory: (config: AppConfig) =>
+            rateLimitOptions(
+              config.rateLimitWindowMs,
+              config.rateLimitPerIp,
+              config.rateLimitPerUser,
+              new FixedWindowRateLimitStorage(),
+            ),
+        }),
+      ],
       providers: [
         TokenKeyStore,
         AccessTokenStrategy,
-        { provide: APP_GUARD, useClass: AccessGuard },
+        {
+          provide: VerifiedTokenCache,
+          inject: [APP_CONFIG],
+          useFactory: (config: AppConfig) => new VerifiedTokenCache(config.tokenCacheSize),
+        },
+        AccessGuard,
+        { provide: APP_GUARD, useClass: ClientRateLimitGuard },
+        { provide: APP_GUARD, useExisting: AccessGuard },
+        { provide: APP_GUARD, useClass: ActorRateLimitGuard },
+        {
+          provide: MESSAGE_GUARDS,
+          inject: [AccessGuard],
+          useFactory: (guard: AccessGuard) => [guard],
+        },
       ],
-      exports: [TokenKeyStore],
+      exports: [TokenKeyStore, VerifiedTokenCache],
     };
   }
 }

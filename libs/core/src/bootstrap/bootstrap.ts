@@ -1,22 +1,34 @@
-import { ConsoleLogger, Logger, Module, type DynamicModule, type Type } from '@nestjs/common';
+import helmet from '@fastify/helmet';
+import {
+  type CanActivate,
+  ConsoleLogger,
+  Logger,
+  Module,
+  type DynamicModule,
+  type Type,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { CustomStrategy } from '@nestjs/microservices';
+import type { CustomStrategy, NestMicroservice } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
+import type { Server } from 'node:http';
 
 import { ensureDevelopmentSecrets } from '@portcullis/crypto';
 
 import { type AppConfig, loadConfig } from '../config/app-config';
 import { SERVICE_NAMES, type ServiceName } from '../config/service-name';
-import { TRANSPORT_SERVER } from '../config/tokens';
+import { MESSAGE_GUARDS, TRANSPORT_SERVER } from '../config/tokens';
 import { RequestContext, acceptCorrelationId } from '../context/request-context';
 import { HttpErrorFilter } from '../http/http-error.filter';
+import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
 import { CoreModule } from './core.module';
 
 /** Largest request body accepted, in bytes; larger bodies get 413. */
 export const BODY_LIMIT_BYTES = 100 * 1024;
+
+const UNSUPPORTED_MEDIA_TYPE = { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' };
 
 export interface HostDefinition {
   /** Shown in logs and in the Swagger title, e.g. `platform` or `orders`. */
@@ -24,13 +36,13 @@ export interface HostDefinition {
   /** The services this process hosts; their keys and schemas are loaded. */
   readonly services: readonly ServiceName[];
   /** Called with the validated configuration; returns the modules the host runs. */
-  readonly imports: (config: AppConfig) => Array<Type | DynamicModule>;
+  readonly imports: (config: AppConfig) => Array<Type | DynamicModule | Promise<DynamicModule>>;
 }
 
 /**
  * Builds a Portcullis application: Fastify, one error body, validation, correlation ids,
- * Swagger, and the message transport that the messaging library provides. It does not
- * listen; {@link runHost} does.
+ * security headers, CORS, Swagger, and the message transport that the messaging library
+ * provides. It does not listen; {@link runHost} does.
  */
 export async function createHost(
   definition: HostDefinition,
@@ -55,7 +67,9 @@ export async function createHost(
     onConstructorPoisoning: 'error',
     genReqId: (request: { headers: Record<string, unknown> }) =>
       acceptCorrelationId(request.headers['x-correlation-id']),
-    trustProxy: false,
+    // The client IP (`request.ip`) is the socket's address, unless the connection comes from a
+    // listed proxy: then it is the last address that proxy's X-Forwarded-For names.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     logger: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
@@ -63,7 +77,20 @@ export async function createHost(
     abortOnError: false,
   });
 
-  installRequestContext(app.getHttpAdapter().getInstance());
+  const fastify = app.getHttpAdapter().getInstance();
+  installRequestContext(fastify);
+  installJsonBodyParser(app);
+  await app.register(helmet);
+  if (config.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'x-correlation-id'],
+      exposedHeaders: ['x-correlation-id', 'retry-after'],
+      credentials: false,
+      maxAge: 600,
+    });
+  }
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpErrorFilter());
   app.enableShutdownHooks();
@@ -73,8 +100,27 @@ export async function createHost(
   const transport = app.get<CustomStrategy['strategy'] | undefined>(TRANSPORT_SERVER, {
     strict: false,
   });
-  if (transport) app.connectMicroservice<CustomStrategy>({ strategy: transport });
+  if (transport) connectMessageTransport(app, transport);
   return app;
+}
+
+/**
+ * Connects the message transport with the guards every message handler must pass. A
+ * connected transport does not inherit the HTTP application's global guards, and reads its
+ * own before registering its handlers, so they are added while its start is deferred.
+ */
+function connectMessageTransport(
+  app: NestFastifyApplication,
+  transport: CustomStrategy['strategy'],
+): void {
+  const guards = app.get<CanActivate[] | undefined>(MESSAGE_GUARDS, { strict: false }) ?? [];
+  const microservice = app.connectMicroservice<CustomStrategy>(
+    { strategy: transport },
+    { deferInitialization: true },
+  ) as unknown as NestMicroservice;
+  microservice.useGlobalGuards(...guards);
+  // The application runs the lifecycle hooks once; the transport only registers its handlers.
+  microservice.setIsInitHookCalled(true);
 }
 
 /** Creates the host, starts its message listeners and serves HTTP on `HOST:PORT`. */
@@ -111,6 +157,30 @@ function installRequestContext(fastify: FastifyInstance): void {
     void reply.header('x-correlation-id', request.id);
     RequestContext.run({ correlationId: String(request.id) }, done);
   });
+}
+
+/**
+ * JSON bodies go through {@link parseJsonBody}: depth-limited, no prototype keys. Form bodies,
+ * which Nest would otherwise parse, are refused with 415: the API speaks JSON only.
+ */
+function installJsonBodyParser(app: NestFastifyApplication): void {
+  app.useBodyParser<Server>('application/x-www-form-urlencoded', {}, (_request, _body, done) => {
+    done(
+      Object.assign(new Error('form bodies are not accepted'), UNSUPPORTED_MEDIA_TYPE),
+      undefined,
+    );
+  });
+  app.useBodyParser<Server>(
+    'application/json',
+    { bodyLimit: BODY_LIMIT_BYTES },
+    (_request, body: Buffer, done) => {
+      try {
+        done(null, parseJsonBody(body.toString('utf8')));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
+  );
 }
 
 function setUpSwagger(app: NestFastifyApplication, definition: HostDefinition): void {

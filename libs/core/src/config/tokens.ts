@@ -9,3 +9,10 @@ export const TRANSPORT_SERVER = Symbol('TRANSPORT_SERVER');
 
 /** Injection token of the `SecretFiles` reader over `SECRETS_DIR`. */
 export const SECRET_FILES = Symbol('SECRET_FILES');
+
+/**
+ * Injection token of the guards (`CanActivate[]`) that every message handler passes. The
+ * bootstrap applies them to the message transport, which does not inherit the HTTP
+ * application's global guards.
+ */
+export const MESSAGE_GUARDS = Symbol('MESSAGE_GUARDS');

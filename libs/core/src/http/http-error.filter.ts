@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import { RequestContext } from '../context/request-context';
 import { errorBody } from './error-body';
+import { JSON_BODY_ERRORS } from './json-body-parser';
 
 /** Messages a client may see for errors that Fastify raises before a route runs. */
 const FRAMEWORK_ERRORS: Record<string, string> = {
@@ -13,6 +14,7 @@ const FRAMEWORK_ERRORS: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'request body is empty',
   FST_ERR_CTP_INVALID_JSON_BODY: 'request body is not valid JSON',
   FST_ERR_CTP_INVALID_TYPE: 'content type is not supported; send application/json',
+  ...JSON_BODY_ERRORS,
 };
 
 interface FrameworkError {

@@ -1,0 +1,72 @@
+import { MAX_JSON_DEPTH, nestingDepth, parseJsonBody } from './json-body-parser';
+
+function codeOf(text: string): string {
+  try {
+    parseJsonBody(text);
+  } catch (error) {
+    expect(error).toMatchObject({ statusCode: 400 });
+    return (error as { code: string }).code;
+  }
+  throw new Error('the body was accepted');
+}
+
+describe(parseJsonBody.name, () => {
+  describe('with an ordinary body', () => {
+    it('parses it', () => {
+      expect(parseJsonBody('{"items":[{"sku":"KEY-001","quantity":2}]}')).toEqual({
+        items: [{ sku: 'KEY-001', quantity: 2 }],
+      });
+    });
+
+    it('accepts the words __proto__ and constructor as values', () => {
+      expect(parseJsonBody('{"note":"constructor __proto__"}')).toEqual({
+        note: 'constructor __proto__',
+      });
+    });
+
+    it('accepts nesting up to the limit', () => {
+      const text = '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH);
+
+      expect(() => parseJsonBody(text)).not.toThrow();
+    });
+  });
+
+  describe('with a body nested too deeply', () => {
+    it.each([
+      ['arrays', '['.repeat(MAX_JSON_DEPTH + 1) + ']'.repeat(MAX_JSON_DEPTH + 1)],
+      ['objects', '{"a":'.repeat(MAX_JSON_DEPTH + 1) + '1' + '}'.repeat(MAX_JSON_DEPTH + 1)],
+      ['100 000 open brackets', '['.repeat(100_000)],
+    ])('refuses %s before parsing', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_TOO_DEEP');
+    });
+
+    it('does not count brackets inside strings', () => {
+      const text = JSON.stringify({ note: '['.repeat(1000) + '"\\' });
+
+      expect(nestingDepth(text)).toBe(1);
+      expect(() => parseJsonBody(text)).not.toThrow();
+    });
+  });
+
+  describe('with a forbidden key', () => {
+    it.each([
+      ['__proto__ at the top', '{"__proto__":{"admin":true}}'],
+      ['__proto__ nested in an array', '{"items":[{"sku":"A","__proto__":{"x":1}}]}'],
+      ['an escaped __proto__', '{"\\u005f_proto__":{"admin":true}}'],
+      ['constructor', '{"constructor":{"prototype":{"admin":true}}}'],
+      ['a plain constructor key', '{"items":[],"constructor":1}'],
+    ])('refuses %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_FORBIDDEN_KEY');
+    });
+  });
+
+  describe('with text that is not JSON', () => {
+    it.each(['{"items": [', "{'a':1}", 'NaN', '{"a":1}}'])('refuses %p as invalid', (text) => {
+      expect(codeOf(text)).toBe('FST_ERR_CTP_INVALID_JSON_BODY');
+    });
+
+    it('refuses an empty body', () => {
+      expect(codeOf('')).toBe('FST_ERR_CTP_EMPTY_JSON_BODY');
+    });
+  });
+});

@@ -1,0 +1,76 @@
+/** Deepest nesting of objects and arrays accepted in a JSON request body. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Error codes of refused JSON bodies, mapped to client messages by the error filter. */
+export const JSON_BODY_ERRORS = {
+  PORTCULLIS_JSON_TOO_DEEP: `request body is nested more than ${MAX_JSON_DEPTH} levels deep`,
+  PORTCULLIS_JSON_FORBIDDEN_KEY: 'request body must not use __proto__ or constructor as a key',
+} as const;
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** An error Fastify turns into a 4xx; `code` selects the message the client sees. */
+class BodyError extends Error {
+  readonly statusCode = 400;
+
+  constructor(readonly code: string) {
+    super(code);
+    this.name = 'BodyError';
+  }
+}
+
+/**
+ * Parses a JSON request body, refusing before any parse a body nested deeper than
+ * {@link MAX_JSON_DEPTH} (a recursive walk over it could exhaust the stack), and refusing any
+ * `__proto__` or `constructor` key at any depth, however it is escaped.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.length === 0) throw new BodyError('FST_ERR_CTP_EMPTY_JSON_BODY');
+  if (text.length > MAX_JSON_DEPTH && nestingDepth(text) > MAX_JSON_DEPTH) {
+    throw new BodyError('PORTCULLIS_JSON_TOO_DEEP');
+  }
+  const mayHoldForbiddenKey =
+    text.includes('__proto__') || text.includes('constructor') || text.includes('\\u');
+  try {
+    return mayHoldForbiddenKey ? JSON.parse(text, refuseForbiddenKeys) : JSON.parse(text);
+  } catch (error) {
+    if (error instanceof BodyError) throw error;
+    throw new BodyError('FST_ERR_CTP_INVALID_JSON_BODY');
+  }
+}
+
+function refuseForbiddenKeys(key: string, value: unknown): unknown {
+  if (FORBIDDEN_KEYS.has(key)) throw new BodyError('PORTCULLIS_JSON_FORBIDDEN_KEY');
+  return value;
+}
+
+/** The deepest nesting of `{` and `[` outside strings; stops counting once past the limit. */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > MAX_JSON_DEPTH) return deepest;
+      }
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return deepest;
+}

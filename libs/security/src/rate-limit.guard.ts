@@ -1,0 +1,119 @@
+import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  InjectThrottlerOptions,
+  InjectThrottlerStorage,
+  ThrottlerException,
+  ThrottlerGuard,
+  type ThrottlerLimitDetail,
+  type ThrottlerModuleOptions,
+  type ThrottlerRequest,
+  type ThrottlerStorage,
+} from '@nestjs/throttler';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import { SecurityEvents } from '@portcullis/audit';
+import type { Actor } from '@portcullis/core';
+
+/** The two budgets every request draws on: its client IP's and, once known, its user's. */
+export const RATE_LIMIT_BY_IP = 'ip';
+export const RATE_LIMIT_BY_USER = 'user';
+
+const TOO_MANY_REQUESTS = 'too many requests; try again later';
+
+/**
+ * A throttler guard that enforces one named budget over all HTTP routes of a process. The
+ * budget is keyed by `name:tracker` only (not by route); a refusal is a 429 carrying
+ * `Retry-After` and is recorded once per window as a security event. Messages are not
+ * counted here: they come from services, not clients.
+ */
+abstract class RateLimitGuard extends ThrottlerGuard {
+  protected abstract readonly budget: string;
+
+  constructor(
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storage: ThrottlerStorage,
+    reflector: Reflector,
+    @Inject(SecurityEvents) private readonly events: SecurityEvents,
+  ) {
+    super(options, storage, reflector);
+  }
+
+  override canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return Promise.resolve(true);
+    return super.canActivate(context);
+  }
+
+  protected override handleRequest(request: ThrottlerRequest): Promise<boolean> {
+    if (request.throttler.name !== this.budget) return Promise.resolve(true);
+    return super.handleRequest(request);
+  }
+
+  protected override generateKey(
+    _context: ExecutionContext,
+    tracker: string,
+    name: string,
+  ): string {
+    return `${name}:${tracker}`;
+  }
+
+  protected override throwThrottlingException(
+    context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
+    const http = context.switchToHttp();
+    void http.getResponse<FastifyReply>().header('retry-after', String(detail.timeToBlockExpire));
+    if (detail.totalHits === detail.limit + 1) {
+      const request = http.getRequest<FastifyRequest & { user?: Actor }>();
+      this.events.record({
+        type: 'rate_limit.exceeded',
+        outcome: 'denied',
+        reason: this.budget,
+        clientIp: request.ip,
+        actorId: request.user?.id,
+        details: { limit: detail.limit, windowMs: detail.ttl },
+      });
+    }
+    throw new ThrottlerException(TOO_MANY_REQUESTS);
+  }
+}
+
+/** Counts every request, public or not, against its client IP, before authentication. */
+@Injectable()
+export class ClientRateLimitGuard extends RateLimitGuard {
+  protected readonly budget = RATE_LIMIT_BY_IP;
+}
+
+/** Counts authenticated requests against their user, after authentication. */
+@Injectable()
+export class ActorRateLimitGuard extends RateLimitGuard {
+  protected readonly budget = RATE_LIMIT_BY_USER;
+
+  protected override getTracker(request: Record<string, unknown>): Promise<string> {
+    return Promise.resolve((request.user as Actor | undefined)?.id ?? '');
+  }
+
+  protected override handleRequest(request: ThrottlerRequest): Promise<boolean> {
+    const user = request.context.switchToHttp().getRequest<{ user?: Actor }>().user;
+    if (user === undefined) return Promise.resolve(true);
+    return super.handleRequest(request);
+  }
+}
+
+/** Throttler options from the validated configuration. */
+export function rateLimitOptions(
+  windowMs: number,
+  perIp: number,
+  perUser: number,
+  storage: Pick<ThrottlerStorage, 'increment'>,
+): ThrottlerModuleOptions {
+  return {
+    throttlers: [
+      { name: RATE_LIMIT_BY_IP, ttl: windowMs, limit: perIp },
+      { name: RATE_LIMIT_BY_USER, ttl: windowMs, limit: perUser },
+    ],
+    storage,
+    setHeaders: false,
+    errorMessage: TOO_MANY_REQUESTS,
+  };
+}
