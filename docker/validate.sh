@@ -30,7 +30,7 @@ placeholders="$(mktemp -d)"
 trap 'rm -rf "${placeholders}"' EXIT
 mkdir -p "${placeholders}/services"
 touch "${placeholders}"/services/{auth,orders,billing}.key
-touch "${placeholders}"/{token-signing.key,trust.json}
+touch "${placeholders}"/{token-key-encryption.key,trust.json}
 export PORTCULLIS_SECRETS_DIR="${placeholders}"
 
 echo "== compose file ($(docker-compose version --short))"
@@ -91,7 +91,7 @@ for app in auth orders billing; do
   )"
   expected="/run/secrets/portcullis/services/${app}.key"$'\n'"/run/secrets/portcullis/trust.json"
   if [[ "${app}" == auth ]]; then
-    expected+=$'\n'"/run/secrets/portcullis/token-signing.key"
+    expected+=$'\n'"/run/secrets/portcullis/token-key-encryption.key"
   fi
   expected="$(sort <<<"${expected}")"
   if [[ "${targets}" == "${expected}" ]]; then

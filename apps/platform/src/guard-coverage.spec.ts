@@ -6,7 +6,12 @@ import { PATTERN_METADATA } from '@nestjs/microservices/constants';
 
 import { SecurityEvents } from '@portcullis/audit';
 import { loadConfig } from '@portcullis/core';
-import { AccessGuard, AccessTokenStrategy, VerifiedTokenCache } from '@portcullis/security';
+import {
+  AccessGuard,
+  AccessTokenStrategy,
+  RevocationList,
+  VerifiedTokenCache,
+} from '@portcullis/security';
 import type { TokenKeyStore } from '@portcullis/security';
 
 import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-contexts';
@@ -88,7 +93,12 @@ describe('the global guard over every handler of every app', () => {
 
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    guard = new AccessGuard(new Reflector(), new SecurityEvents(), new VerifiedTokenCache(10));
+    guard = new AccessGuard(
+      new Reflector(),
+      new SecurityEvents(),
+      new VerifiedTokenCache(10),
+      new RevocationList(),
+    );
   });
 
   afterEach(() => {

@@ -1,6 +1,8 @@
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
   IsIn,
   IsInt,
   IsISO8601,
@@ -68,4 +70,50 @@ export class TokenKeysReply {
   @ArrayMaxSize(16)
   @Type(() => PublicJwk)
   keys!: PublicJwk[];
+}
+
+export const REVOCATION_REASONS = [
+  'logout',
+  'refresh_reuse',
+  'admin',
+  'role_change',
+  'abuse',
+] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+/** `auth.session.revoked`: tokens of these sessions must be refused from now on. */
+export class SessionsRevokedEvent {
+  @IsUUID('4') accountId!: string;
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(1000)
+  @IsUUID('4', { each: true })
+  sessionIds!: string[];
+  @IsIn(REVOCATION_REASONS) reason!: RevocationReason;
+  /** Until when a token of these sessions could still be unexpired. */
+  @IsISO8601({ strict: true }) relevantUntil!: string;
+}
+
+/** `auth.keys.rotated`: the token signing keys changed; refresh the cached public keys. */
+export class TokenKeysRotatedEvent {
+  @IsString() @Matches(/^[A-Za-z0-9_-]{1,128}$/) activeKid!: string;
+  @IsArray() @ArrayMaxSize(16) @IsString({ each: true }) withdrawnKids!: string[];
+}
+
+/** `auth.revocations.query`: a service (re)learns the revocations that still matter. */
+export class RevocationsQuery {
+  /** Only revocations made after this instant; all that still matter when absent. */
+  @IsOptional() @IsISO8601({ strict: true }) since?: string;
+}
+
+export class RevokedSession {
+  @IsUUID('4') sessionId!: string;
+  @IsISO8601({ strict: true }) relevantUntil!: string;
+}
+
+export class RevocationsReply {
+  @ValidateNested({ each: true })
+  @ArrayMaxSize(100_000)
+  @Type(() => RevokedSession)
+  sessions!: RevokedSession[];
 }

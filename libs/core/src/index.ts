@@ -14,3 +14,5 @@ export * from './http/validation';
 export * from './http/idempotency-key';
 export * from './http/json-body-parser';
 export * from './http/uuid-param';
+export * from './http/retry-later.exception';
+export * from './http/client-ip';

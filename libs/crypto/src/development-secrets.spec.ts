@@ -23,7 +23,7 @@ describe(ensureDevelopmentSecrets.name, () => {
   const modeOf = (name: string): number => statSync(join(directory, name)).mode & 0o777;
 
   describe('in an empty directory', () => {
-    it('writes a key per service, the token signing key and the trust file', () => {
+    it('writes a key per service, the token key-encryption key and the trust file', () => {
       const written = ensureDevelopmentSecrets(directory, SERVICES);
 
       expect(written.sort()).toEqual(
@@ -31,7 +31,7 @@ describe(ensureDevelopmentSecrets.name, () => {
           'services/auth.key',
           'services/orders.key',
           'services/billing.key',
-          'token-signing.key',
+          'token-key-encryption.key',
           'trust.json',
         ].sort(),
       );
@@ -45,14 +45,13 @@ describe(ensureDevelopmentSecrets.name, () => {
       expect(statSync(join(directory, 'services')).mode & 0o077).toBe(0);
     });
 
-    it('makes Ed25519 service keys and a 2048-bit RSA token signing key', () => {
+    it('makes Ed25519 service keys and a 32-byte key-encryption key', () => {
       ensureDevelopmentSecrets(directory, SERVICES);
 
       const serviceKey = createPrivateKey(read(SECRET_NAMES.serviceKey('orders')));
-      const tokenKey = createPrivateKey(read(SECRET_NAMES.tokenSigningKey));
       expect(serviceKey.asymmetricKeyType).toBe('ed25519');
-      expect(tokenKey.asymmetricKeyType).toBe('rsa');
-      expect(tokenKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+      const encryptionKey = Buffer.from(read(SECRET_NAMES.tokenKeyEncryptionKey).trim(), 'base64');
+      expect(encryptionKey).toHaveLength(32);
     });
 
     it('lists each service public key in the trust file under its key id', () => {
@@ -75,7 +74,11 @@ describe(ensureDevelopmentSecrets.name, () => {
   describe('when the secrets already exist', () => {
     it('writes nothing and keeps every key', () => {
       ensureDevelopmentSecrets(directory, SERVICES);
-      const names = [...SERVICES.map(SECRET_NAMES.serviceKey), 'token-signing.key', 'trust.json'];
+      const names = [
+        ...SERVICES.map(SECRET_NAMES.serviceKey),
+        'token-key-encryption.key',
+        'trust.json',
+      ];
       const before = names.map(read);
 
       const written = ensureDevelopmentSecrets(directory, SERVICES);

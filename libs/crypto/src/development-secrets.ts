@@ -3,11 +3,15 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 
 import { serviceKeyId } from './key-ids';
+import { SecretBox } from './secret-box';
 
 /** File names inside `SECRETS_DIR`. */
 export const SECRET_NAMES = {
   serviceKey: (service: string): string => `services/${service}.key`,
   trust: 'trust.json',
+  /** Encrypts auth's token signing keys at rest (32 bytes, base64). */
+  tokenKeyEncryptionKey: 'token-key-encryption.key',
+  /** Optional: an RSA key (PEM) auth imports as its first token signing key. */
   tokenSigningKey: 'token-signing.key',
 } as const;
 
@@ -26,7 +30,7 @@ export interface TrustFile {
 
 /**
  * Creates whatever development secrets are missing: each service's Ed25519 message-signing
- * key, the token signing key and a trust file listing every service's public key. Existing
+ * key, the key that encrypts token signing keys at rest, and a trust file listing every service's public key. Existing
  * keys are kept. Returns the names it wrote (never the values).
  */
 export function ensureDevelopmentSecrets(directory: string, services: readonly string[]): string[] {
@@ -46,12 +50,8 @@ export function ensureDevelopmentSecrets(directory: string, services: readonly s
     write(name, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
   }
 
-  if (!existsSync(join(directory, SECRET_NAMES.tokenSigningKey))) {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    write(
-      SECRET_NAMES.tokenSigningKey,
-      privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    );
+  if (!existsSync(join(directory, SECRET_NAMES.tokenKeyEncryptionKey))) {
+    write(SECRET_NAMES.tokenKeyEncryptionKey, `${SecretBox.generateKey()}\n`);
   }
 
   const trustPath = join(directory, SECRET_NAMES.trust);

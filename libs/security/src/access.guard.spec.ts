@@ -13,6 +13,7 @@ import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-co
 import { AccessGuard } from './access.guard';
 import { AccessTokenStrategy } from './access-token.strategy';
 import { Public, Roles } from './decorators';
+import { RevocationList } from './revocation-list';
 import type { TokenKeyStore } from './token-key-store';
 import { VerifiedTokenCache } from './verified-token-cache';
 
@@ -44,6 +45,7 @@ describe(AccessGuard.name, () => {
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   let keys: { keyForToken: jest.Mock<(token: string) => Promise<typeof publicKey>> };
   let cache: VerifiedTokenCache;
+  let revocations: RevocationList;
   let guard: AccessGuard;
 
   function token(claims: object = {}, key = privateKey, expiresIn = 900): string {
@@ -70,7 +72,8 @@ describe(AccessGuard.name, () => {
     keys = { keyForToken: jest.fn(() => Promise.resolve(publicKey)) };
     new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
     cache = new VerifiedTokenCache(100);
-    guard = new AccessGuard(new Reflector(), new SecurityEvents(), cache);
+    revocations = new RevocationList();
+    guard = new AccessGuard(new Reflector(), new SecurityEvents(), cache, revocations);
   });
 
   afterEach(() => {
@@ -106,6 +109,22 @@ describe(AccessGuard.name, () => {
 
     it('refuses a customer on an admin route with 403', async () => {
       await expect(call('administer', token()).result).rejects.toThrow(ForbiddenException);
+    });
+  });
+
+  describe('when the session is revoked', () => {
+    it('refuses its token, even one answered from the cache before', async () => {
+      const valid = token();
+      await expect(call('list', valid).result).resolves.toBe(true);
+
+      revocations.revoke(SESSION, Date.now() + 60_000);
+
+      await expect(call('list', valid).result).rejects.toThrow(UnauthorizedException);
+    });
+
+    it('admits tokens of other sessions', async () => {
+      revocations.revoke('00000000-0000-4000-8000-000000000000', Date.now() + 60_000);
+      await expect(call('list', token()).result).resolves.toBe(true);
     });
   });
 

@@ -21,6 +21,7 @@ import {
   extractAccessToken,
 } from './access-token.strategy';
 import { REQUIRED_ROLES } from './decorators';
+import { RevocationList } from './revocation-list';
 import { VerifiedTokenCache } from './verified-token-cache';
 
 type GuardedRequest = FastifyRequest & VerifiedTokenRequest & { user?: Actor };
@@ -71,6 +72,7 @@ export class AccessGuard implements CanActivate {
     private readonly reflector: Reflector,
     @Inject(SecurityEvents) private readonly events: SecurityEvents,
     @Inject(VerifiedTokenCache) private readonly tokens: VerifiedTokenCache,
+    @Inject(RevocationList) private readonly revocations: RevocationList,
   ) {
     this.passport = new PassportAccessGuard(events);
   }
@@ -93,6 +95,16 @@ export class AccessGuard implements CanActivate {
   private async admitRequest(context: ExecutionContext, roles?: string[]): Promise<boolean> {
     const request = context.switchToHttp().getRequest<GuardedRequest>();
     const actor = await this.authenticate(context, request);
+    if (this.revocations.isRevoked(actor.sessionId)) {
+      this.events.record({
+        type: 'auth.token_rejected',
+        outcome: 'denied',
+        reason: 'session_revoked',
+        actorId: actor.id,
+        details: { sessionId: actor.sessionId },
+      });
+      throw new UnauthorizedException('a valid bearer access token is required');
+    }
     RequestContext.setActor(actor);
     if (roles && !roles.some((role) => actor.roles.includes(role))) {
       this.events.record({

@@ -5,5 +5,6 @@ export * from './ownership';
 export * from './security.module';
 export * from './token-key-store';
 export * from './host-modules';
+export * from './revocation-list';
 export * from './rate-limit-storage';
 export * from './verified-token-cache';

@@ -8,6 +8,8 @@ import { MessagingModule } from '@portcullis/messaging';
 import { AccessGuard } from './access.guard';
 import { AccessTokenStrategy } from './access-token.strategy';
 import { FixedWindowRateLimitStorage } from './rate-limit-storage';
+import { RevocationList } from './revocation-list';
+import { RevocationListener } from './revocation.listener';
 import { TokenKeyStore } from './token-key-store';
 import { VerifiedTokenCache } from './verified-token-cache';
 
@@ -51,6 +53,15 @@ export class SecurityModule {
           inject: [APP_CONFIG],
           useFactory: (config: AppConfig) => new VerifiedTokenCache(config.tokenCacheSize),
         },
+        {
+          provide: RevocationList,
+          inject: [VerifiedTokenCache],
+          useFactory: (cache: VerifiedTokenCache) => {
+            const revocations = new RevocationList();
+            revocations.onRevoked((sessionId) => cache.evictSession(sessionId));
+            return revocations;
+          },
+        },
         AccessGuard,
         { provide: APP_GUARD, useClass: ClientRateLimitGuard },
         { provide: APP_GUARD, useExisting: AccessGuard },
@@ -61,7 +72,8 @@ export class SecurityModule {
           useFactory: (guard: AccessGuard) => [guard],
         },
       ],
-      exports: [TokenKeyStore, VerifiedTokenCache],
+      controllers: [RevocationListener],
+      exports: [TokenKeyStore, VerifiedTokenCache, RevocationList],
     };
   }
 }

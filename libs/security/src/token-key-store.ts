@@ -40,6 +40,22 @@ export class TokenKeyStore {
     return fetched;
   }
 
+  /**
+   * Applies a key rotation at once: withdrawn keys stop verifying immediately, and the
+   * current set is fetched without waiting for the refresh interval.
+   */
+  async replaceAll(withdrawnKids: readonly string[]): Promise<void> {
+    for (const kid of withdrawnKids) this.keys.delete(kid);
+    await this.inFlight?.catch(() => undefined);
+    this.lastRefresh = Date.now();
+    this.inFlight = this.fetchKeys().finally(() => {
+      this.inFlight = undefined;
+    });
+    await this.inFlight.catch((error: unknown) => {
+      this.logger.warn({ msg: 'token keys not refreshed after rotation', error: String(error) });
+    });
+  }
+
   /** At most one fetch per interval, failed or not, so unknown kids cannot flood auth. */
   private refresh(): Promise<void> {
     if (this.inFlight) return this.inFlight;

@@ -13,11 +13,19 @@ import { Repository } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { Role } from '@portcullis/contracts';
-import { APP_CONFIG, type AppConfig } from '@portcullis/core';
+import { APP_CONFIG, type Actor, type AppConfig } from '@portcullis/core';
 
+import { SessionsService } from '../tokens/sessions.service';
 import { type TokenPair, TokenIssuer } from '../tokens/token-issuer';
 import { Account } from './account.entity';
-import type { AccountView, LoginDto, RegisterDto } from './account.dto';
+import type {
+  AccountPage,
+  AccountPageQuery,
+  AccountView,
+  LoginDto,
+  RegisterDto,
+} from './account.dto';
+import { LoginLimiter } from './login-limiter';
 import { PasswordHasher } from './password-hasher';
 import { checkPasswordPolicy } from './password-policy';
 
@@ -31,6 +39,8 @@ export class AccountsService implements OnApplicationBootstrap {
     @InjectRepository(Account, 'auth') private readonly accounts: Repository<Account>,
     private readonly hasher: PasswordHasher,
     private readonly tokens: TokenIssuer,
+    private readonly sessions: SessionsService,
+    private readonly limiter: LoginLimiter,
     private readonly events: SecurityEvents,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -51,22 +61,40 @@ export class AccountsService implements OnApplicationBootstrap {
     return view(account);
   }
 
-  async login(input: LoginDto): Promise<TokenPair> {
+  /**
+   * Checks a password. Unknown emails cost the same hash as wrong passwords and get the same
+   * answer; failures count against the email and the client IP (see {@link LoginLimiter}).
+   */
+  async login(input: LoginDto, clientIp: string): Promise<TokenPair> {
     const email = normalizeEmail(input.email);
-    const account = await this.accounts.findOneBy({ email });
+    const subjects = [
+      this.limiter.accountSubject(email),
+      this.limiter.ipSubject('login', clientIp),
+    ];
+    await this.limiter.assertAllowed(subjects);
 
+    const account = await this.accounts.findOneBy({ email });
     const valid = await this.hasher.verify(account?.passwordHash, input.password);
     if (!account || !valid) {
+      await this.limiter.recordFailure(subjects);
       this.events.record({
         type: 'auth.login_failed',
         outcome: 'denied',
         reason: account ? 'wrong_password' : 'unknown_account',
+        clientIp,
         resourceType: 'account',
         resourceId: account?.id,
       });
       throw new UnauthorizedException('invalid email or password');
     }
 
+    await this.limiter.clear(subjects[0]);
+    if (this.hasher.needsRehash(account.passwordHash)) {
+      await this.accounts.update(
+        { id: account.id },
+        { passwordHash: await this.hasher.hash(input.password) },
+      );
+    }
     const pair = await this.tokens.startSession(account);
     this.events.record({
       type: 'auth.login_succeeded',
@@ -76,6 +104,49 @@ export class AccountsService implements OnApplicationBootstrap {
       resourceId: account.id,
     });
     return pair;
+  }
+
+  async listAccounts(page: AccountPageQuery): Promise<AccountPage> {
+    const [accounts, total] = await this.accounts.findAndCount({
+      order: { createdAt: 'ASC', id: 'ASC' },
+      skip: page.offset,
+      take: page.limit,
+    });
+    return { items: accounts.map(view), total, limit: page.limit, offset: page.offset };
+  }
+
+  /**
+   * Sets an account's roles. The last admin cannot lose the role. The account's sessions are
+   * revoked, so the change takes effect in every service at once; the next login carries the
+   * new roles.
+   */
+  async setRoles(actor: Actor, accountId: string, roles: Role[]): Promise<AccountView> {
+    const unique = [...new Set(roles)];
+    const account = await this.accounts.manager.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['portcullis:admins']);
+      const target = await tx.findOneBy(Account, { id: accountId });
+      if (!target) throw new NotFoundException('account not found');
+      if (target.roles.includes('admin') && !unique.includes('admin')) {
+        const admins = await tx
+          .createQueryBuilder(Account, 'a')
+          .where(`'admin' = ANY(a.roles)`)
+          .getCount();
+        if (admins <= 1) throw new ConflictException('the last admin cannot lose the admin role');
+      }
+      await tx.update(Account, { id: accountId }, { roles: unique });
+      return { ...target, roles: unique };
+    });
+
+    this.events.record({
+      type: 'auth.roles_changed',
+      outcome: 'allowed',
+      actorId: actor.id,
+      resourceType: 'account',
+      resourceId: accountId,
+      details: { roles: unique.join(',') },
+    });
+    await this.sessions.revokeSessions(accountId, 'role_change');
+    return view(account);
   }
 
   async describe(accountId: string): Promise<AccountView> {

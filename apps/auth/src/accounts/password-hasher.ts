@@ -21,6 +21,12 @@ const ARGON2ID = {
 export class PasswordHasher {
   private readonly dummyHash = hash('portcullis-timing-equaliser', ARGON2ID);
 
+  /** Whether a stored hash was made with other parameters than today's, and so is upgraded. */
+  needsRehash(storedHash: string): boolean {
+    const { memoryCost, timeCost, parallelism } = ARGON2ID;
+    return !storedHash.startsWith(`$argon2id$v=19$m=${memoryCost},t=${timeCost},p=${parallelism}$`);
+  }
+
   hash(password: string): Promise<string> {
     return hash(password, ARGON2ID);
   }

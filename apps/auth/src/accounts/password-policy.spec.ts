@@ -39,3 +39,24 @@ describe(checkPasswordPolicy.name, () => {
     });
   });
 });
+
+describe('common passwords', () => {
+  it.each(['password1234', 'Qwertyuiop!!', '1qaz2wsx3edc', 'iloveyou2024!', 'aaaaaaaaaaaa'])(
+    'refuses %p',
+    (password) => {
+      let thrown: unknown;
+      try {
+        checkPasswordPolicy('ada@example.com', password);
+      } catch (error) {
+        thrown = error;
+      }
+      expect((thrown as BadRequestException).getResponse()).toMatchObject({
+        message: ['password is too common; choose a longer, unusual phrase'],
+      });
+    },
+  );
+
+  it('accepts an unusual phrase', () => {
+    expect(() => checkPasswordPolicy('ada@example.com', 'violet tapir 9 ledger')).not.toThrow();
+  });
+});

@@ -1,17 +1,41 @@
-import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Inject, Post } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
+import { IsBoolean, IsOptional } from 'class-validator';
 
-import { PublicJwk, type TokenKeysReply } from '@portcullis/contracts';
+import { PublicJwk, type RevocationsReply, type TokenKeysReply } from '@portcullis/contracts';
 import { APP_CONFIG, type AppConfig } from '@portcullis/core';
 import type { VerifiedMessage } from '@portcullis/messaging';
-import { Public } from '@portcullis/security';
+import { BearerAuth, Public, Roles } from '@portcullis/security';
+
+import { SessionsService } from '../tokens/sessions.service';
 
 import { SigningKeys } from './signing-keys';
 
 class JwksView {
   @ApiProperty({ type: PublicJwk, isArray: true })
   keys!: PublicJwk[];
+}
+
+class RotateKeysDto {
+  @ApiPropertyOptional({
+    description: 'Also withdraw the previous key at once (it may have leaked): its tokens die',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  withdrawPrevious?: boolean;
+}
+
+class RotatedKeysView {
+  @ApiProperty({ description: 'The key id new tokens are signed with' }) kid!: string;
+  @ApiProperty({ type: String, isArray: true }) withdrawnKids!: string[];
 }
 
 class OpenIdConfigurationView {
@@ -28,8 +52,20 @@ class OpenIdConfigurationView {
 export class KeysController {
   constructor(
     private readonly keys: SigningKeys,
+    private readonly sessions: SessionsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  @Post('auth/keys/rotate')
+  @HttpCode(200)
+  @BearerAuth()
+  @Roles('admin')
+  @ApiTags('auth: administration')
+  @ApiOperation({ summary: 'Sign new tokens with a new key; earlier tokens stay valid' })
+  @ApiOkResponse({ type: RotatedKeysView })
+  rotate(@Body() body: RotateKeysDto): Promise<RotatedKeysView> {
+    return this.keys.rotate(body.withdrawPrevious === true);
+  }
 
   @Get('.well-known/jwks.json')
   @Public()
@@ -60,5 +96,11 @@ export class KeysController {
   @MessagePattern('auth.keys.query')
   publishKeys(@Payload() _message: VerifiedMessage): TokenKeysReply {
     return { keys: this.keys.publicKeys() };
+  }
+
+  /** Services catch up on revocations at start-up and after a missed event. */
+  @MessagePattern('auth.revocations.query')
+  async revocations(@Payload() _message: VerifiedMessage): Promise<RevocationsReply> {
+    return { sessions: await this.sessions.stillRelevantRevocations() };
   }
 }

@@ -65,9 +65,10 @@ export class TokenIssuer {
   }
 
   issueAccessToken(account: Pick<Account, 'id' | 'roles'>, sessionId: string): string {
-    return jwt.sign({ sid: sessionId, roles: account.roles }, this.keys.privateKey, {
+    const key = this.keys.current();
+    return jwt.sign({ sid: sessionId, roles: account.roles }, key.privateKey, {
       algorithm: 'RS256',
-      keyid: this.keys.kid,
+      keyid: key.kid,
       issuer: this.config.tokenIssuer,
       audience: this.config.tokenAudience,
       subject: account.id,

@@ -28,7 +28,13 @@ export interface AppConfig {
   readonly tokenIssuer: string;
   readonly tokenAudience: string;
   readonly accessTokenTtlSeconds: number;
+  /** Absolute lifetime of a session: no refresh extends it. */
   readonly refreshTokenTtlSeconds: number;
+  /** A refresh token unused for this long expires. */
+  readonly refreshTokenIdleSeconds: number;
+  /** Rotate the token signing key when the active one is this old; 0 turns it off. */
+  readonly tokenKeyRotationSeconds: number;
+  readonly loginLimits: LoginLimits;
   readonly messageTtlSeconds: number;
   readonly bootstrapAdminEmail?: string;
   readonly bootstrapAdminPassword?: string;
@@ -48,6 +54,14 @@ export interface AppConfig {
   readonly rateLimitPerUser: number;
   /** Verified access tokens remembered per process; 0 turns the cache off. */
   readonly tokenCacheSize: number;
+}
+
+/** Failed-login limits: growing delays after `freeFailures`, lockout at twice that. */
+export interface LoginLimits {
+  readonly accountFreeFailures: number;
+  readonly ipFreeFailures: number;
+  readonly windowSeconds: number;
+  readonly lockoutSeconds: number;
 }
 
 /** Raised when the environment holds a value the application cannot start with. */
@@ -201,6 +215,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
     tokenAudience: read.string('TOKEN_AUDIENCE') ?? 'urn:portcullis:api',
     accessTokenTtlSeconds,
     refreshTokenTtlSeconds: read.integer('REFRESH_TOKEN_TTL_SECONDS', 1_209_600, 300, 7_776_000),
+    refreshTokenIdleSeconds: read.integer('REFRESH_TOKEN_IDLE_SECONDS', 604_800, 60, 7_776_000),
+    tokenKeyRotationSeconds: read.integer('TOKEN_KEY_ROTATION_SECONDS', 2_592_000, 0, 31_536_000),
+    loginLimits: {
+      accountFreeFailures: read.integer('LOGIN_ACCOUNT_FREE_FAILURES', 5, 1, 1000),
+      ipFreeFailures: read.integer('LOGIN_IP_FREE_FAILURES', 20, 1, 100_000),
+      windowSeconds: read.integer('LOGIN_WINDOW_SECONDS', 900, 1, 86_400),
+      lockoutSeconds: read.integer('LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),
+    },
     messageTtlSeconds: read.integer('MESSAGE_TTL_SECONDS', 60, 5, 3600),
     bootstrapAdminEmail,
     bootstrapAdminPassword,

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import { RequestContext } from '../context/request-context';
 import { errorBody } from './error-body';
+import { RetryLaterException } from './retry-later.exception';
 import { JSON_BODY_ERRORS } from './json-body-parser';
 
 /** Messages a client may see for errors that Fastify raises before a route runs. */
@@ -58,6 +59,9 @@ export function sendError(
     });
   }
   if (reply.sent) return;
+  if (exception instanceof RetryLaterException) {
+    void reply.header('retry-after', String(Math.max(1, Math.ceil(exception.retryAfterSeconds))));
+  }
   void reply
     .header('x-correlation-id', correlationId)
     .header('content-type', 'application/json; charset=utf-8')
