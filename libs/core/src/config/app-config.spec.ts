@@ -197,4 +197,42 @@ describe(loadConfig.name, () => {
       ]);
     });
   });
+
+  describe('with TLS settings for PostgreSQL', () => {
+    const url = 'postgres://portcullis@db:5432/portcullis';
+
+    it('resolves DATABASE_CA_FILE to an absolute path', () => {
+      const config = loadConfig({
+        DATABASE_URL: url,
+        DATABASE_SSL: 'verify-full',
+        DATABASE_CA_FILE: 'secrets/tls/ca.crt',
+      });
+
+      expect(config.databaseCaFile).toBe(resolve('secrets/tls/ca.crt'));
+    });
+
+    it.each(['sslmode=disable', 'ssl=false', 'sslrootcert=/tmp/ca.crt', 'uselibpqcompat=true'])(
+      'refuses a DATABASE_URL with %s, which would override DATABASE_SSL',
+      (parameter) => {
+        expect(
+          problemsOf({ DATABASE_URL: `${url}?${parameter}`, DATABASE_SSL: 'verify-full' }),
+        ).toEqual([
+          'DATABASE_URL must not set ssl, sslmode, sslcert, sslkey, sslrootcert, uselibpqcompat: ' +
+            'use DATABASE_SSL and DATABASE_CA_FILE',
+        ]);
+      },
+    );
+
+    it('accepts other URL parameters', () => {
+      expect(loadConfig({ DATABASE_URL: `${url}?application_name=x` }).databaseUrl).toBe(
+        `${url}?application_name=x`,
+      );
+    });
+
+    it.each(['disable', 'require'])('refuses DATABASE_CA_FILE with DATABASE_SSL=%s', (mode) => {
+      expect(
+        problemsOf({ DATABASE_URL: url, DATABASE_SSL: mode, DATABASE_CA_FILE: '/etc/ca.crt' }),
+      ).toEqual(['DATABASE_CA_FILE needs DATABASE_SSL=verify-full']);
+    });
+  });
 });

@@ -171,6 +171,35 @@ class EnvReader {
 
 const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
 
+/**
+ * TLS parameters that `pg` reads from a connection URL. They would silently override
+ * `DATABASE_SSL` (`sslmode=disable` turns TLS off), so the URL may not carry them.
+ */
+const URL_TLS_PARAMETERS = ['ssl', 'sslmode', 'sslcert', 'sslkey', 'sslrootcert', 'uselibpqcompat'];
+
+function databaseTlsProblems(
+  url: string | undefined,
+  mode: DatabaseSslMode,
+  caFile: string | undefined,
+): string[] {
+  const problems: string[] = [];
+  let parameters: string[] = [];
+  try {
+    parameters = url ? [...new URL(url).searchParams.keys()] : [];
+  } catch {
+    // An unparsable URL is already reported.
+  }
+  if (parameters.some((name) => URL_TLS_PARAMETERS.includes(name))) {
+    problems.push(
+      `DATABASE_URL must not set ${URL_TLS_PARAMETERS.join(', ')}: use DATABASE_SSL and DATABASE_CA_FILE`,
+    );
+  }
+  if (caFile !== undefined && mode !== 'verify-full') {
+    problems.push('DATABASE_CA_FILE needs DATABASE_SSL=verify-full');
+  }
+  return problems;
+}
+
 function isAddressOrRange(entry: string): boolean {
   if (PROXY_RANGE_NAMES.includes(entry)) return true;
   const [address, prefix, ...rest] = entry.split('/');
@@ -203,7 +232,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     dataDir: resolve(read.string('DATA_DIR') ?? './data'),
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseSsl: read.oneOf('DATABASE_SSL', ['disable', 'require', 'verify-full'], 'disable'),
-    databaseCaFile: read.string('DATABASE_CA_FILE'),
+    databaseCaFile: optionalPath(read.string('DATABASE_CA_FILE')),
     databasePoolSize: read.integer('DATABASE_POOL_SIZE', 10, 1, 200),
     natsUrl: read.url('NATS_URL', ['nats:', 'tls:']),
     natsQueue: read.string('NATS_QUEUE'),
@@ -235,6 +264,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     tokenCacheSize: read.integer('TOKEN_CACHE_SIZE', 10_000, 0, 1_000_000),
   };
 
+  read.problems.push(
+    ...databaseTlsProblems(config.databaseUrl, config.databaseSsl, config.databaseCaFile),
+  );
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
+}
+
+function optionalPath(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : resolve(value);
 }

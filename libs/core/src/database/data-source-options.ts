@@ -55,6 +55,11 @@ export function buildDataSourceOptions(
   };
 }
 
+/**
+ * `require` encrypts without checking the server's certificate; `verify-full` checks that a
+ * trusted CA (`DATABASE_CA_FILE`, else the system's) signed it and that it names the host
+ * of `DATABASE_URL` (Node's default identity check, which `pg` keeps for IP addresses too).
+ */
 function sslOptions(config: AppConfig): false | { rejectUnauthorized: boolean; ca?: string } {
   switch (config.databaseSsl) {
     case 'disable':
@@ -62,9 +67,16 @@ function sslOptions(config: AppConfig): false | { rejectUnauthorized: boolean; c
     case 'require':
       return { rejectUnauthorized: false };
     case 'verify-full':
-      return {
-        rejectUnauthorized: true,
-        ca: config.databaseCaFile ? readFileSync(config.databaseCaFile, 'utf8') : undefined,
-      };
+      return config.databaseCaFile
+        ? { rejectUnauthorized: true, ca: readCaFile(config.databaseCaFile) }
+        : { rejectUnauthorized: true };
+  }
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`DATABASE_CA_FILE could not be read: ${path}`);
   }
 }
