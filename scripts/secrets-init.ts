@@ -1,15 +1,20 @@
 import { resolve } from 'node:path';
 
 import { loadConfig, SERVICE_NAMES } from '@portcullis/core';
-import { ensureDevelopmentSecrets } from '@portcullis/crypto';
+import { ensureDevelopmentCertificates, ensureDevelopmentSecrets } from '@portcullis/crypto';
 
 /**
  * Writes development secrets into SECRETS_DIR (default ./secrets): each service's Ed25519
- * message-signing key, the RS256 token signing key and the trust file. Existing keys are
- * kept. Prints the names it wrote, never a value.
+ * message-signing key, the key that encrypts token signing keys, the trust file, and under
+ * tls/ a development CA, the NATS server certificate and a NATS client certificate per
+ * service and for the one-process `platform` (see ensureDevelopmentCertificates). Existing
+ * keys are kept. Prints the names it wrote, never a value.
  */
 const directory = resolve(loadConfig().secretsDir);
-const written = ensureDevelopmentSecrets(directory, SERVICE_NAMES);
+const written = [
+  ...ensureDevelopmentSecrets(directory, SERVICE_NAMES),
+  ...ensureDevelopmentCertificates(directory, [...SERVICE_NAMES, 'platform']),
+];
 const listing = written.map((name) => `  ${name}\n`).join('');
 process.stdout.write(
   written.length > 0

@@ -1,3 +1,4 @@
+export * from './development-certificates';
 export * from './development-secrets';
 export * from './key-ids';
 export * from './secret-files';
