@@ -1,5 +1,6 @@
 export * from './bootstrap/bootstrap';
 export * from './config/app-config';
+export * from './config/nats-tls';
 export * from './config/service-name';
 export * from './config/tokens';
 export * from './context/request-context';

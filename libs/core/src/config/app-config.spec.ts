@@ -198,6 +198,50 @@ describe(loadConfig.name, () => {
     });
   });
 
+  describe('with TLS settings for NATS', () => {
+    const nats = { NATS_URL: 'tls://nats:4222' };
+
+    it('reads the CA, certificate and key files as absolute paths', () => {
+      const config = loadConfig({
+        ...nats,
+        NATS_TLS_CA_FILE: 'secrets/tls/ca.crt',
+        NATS_TLS_CERT_FILE: '/run/secrets/orders.crt',
+        NATS_TLS_KEY_FILE: '/run/secrets/orders.key',
+      });
+
+      expect(config.natsTls).toEqual({
+        caFile: resolve('secrets/tls/ca.crt'),
+        certFile: '/run/secrets/orders.crt',
+        keyFile: '/run/secrets/orders.key',
+      });
+    });
+
+    it('leaves TLS off when no file is named', () => {
+      expect(loadConfig(nats).natsTls).toBeUndefined();
+    });
+
+    it('accepts a CA alone, for servers that ask for no client certificate', () => {
+      expect(loadConfig({ ...nats, NATS_TLS_CA_FILE: '/ca.crt' }).natsTls).toEqual({
+        caFile: '/ca.crt',
+      });
+    });
+
+    it.each([
+      ['NATS_TLS_CERT_FILE', '/orders.crt'],
+      ['NATS_TLS_KEY_FILE', '/orders.key'],
+    ])('refuses %s alone', (name, value) => {
+      expect(problemsOf({ ...nats, [name]: value })).toEqual([
+        'NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE must be set together',
+      ]);
+    });
+
+    it('refuses TLS files without NATS_URL', () => {
+      expect(problemsOf({ NATS_TLS_CA_FILE: '/ca.crt' })).toEqual([
+        'NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE need NATS_URL',
+      ]);
+    });
+  });
+
   describe('with TLS settings for PostgreSQL', () => {
     const url = 'postgres://portcullis@db:5432/portcullis';
 

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 
+import type { NatsTlsFiles } from './nats-tls';
+
 /** How PostgreSQL connections are secured (`DATABASE_SSL`). */
 export type DatabaseSslMode = 'disable' | 'require' | 'verify-full';
 
@@ -21,6 +23,8 @@ export interface AppConfig {
   readonly databasePoolSize: number;
   readonly natsUrl?: string;
   readonly natsQueue?: string;
+  /** TLS to NATS; unset when no `NATS_TLS_*` file is named. */
+  readonly natsTls?: NatsTlsFiles;
   readonly secretsDir: string;
   readonly createMissingSecrets: boolean;
   readonly logFormat: 'json' | 'pretty';
@@ -200,6 +204,20 @@ function databaseTlsProblems(
   return problems;
 }
 
+function natsTlsFiles(read: EnvReader): NatsTlsFiles | undefined {
+  const caFile = optionalPath(read.string('NATS_TLS_CA_FILE'));
+  const certFile = optionalPath(read.string('NATS_TLS_CERT_FILE'));
+  const keyFile = optionalPath(read.string('NATS_TLS_KEY_FILE'));
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    read.problems.push('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE must be set together');
+  }
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
+  if (read.string('NATS_URL') === undefined) {
+    read.problems.push('NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE need NATS_URL');
+  }
+  return { caFile, certFile, keyFile };
+}
+
 function isAddressOrRange(entry: string): boolean {
   if (PROXY_RANGE_NAMES.includes(entry)) return true;
   const [address, prefix, ...rest] = entry.split('/');
@@ -236,6 +254,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databasePoolSize: read.integer('DATABASE_POOL_SIZE', 10, 1, 200),
     natsUrl: read.url('NATS_URL', ['nats:', 'tls:']),
     natsQueue: read.string('NATS_QUEUE'),
+    natsTls: natsTlsFiles(read),
     secretsDir: resolve(read.string('SECRETS_DIR') ?? './secrets'),
     createMissingSecrets: read.boolean('CREATE_MISSING_SECRETS', nodeEnv !== 'production'),
     logFormat: read.oneOf('LOG_FORMAT', ['json', 'pretty'], 'json'),
