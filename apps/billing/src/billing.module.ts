@@ -1,12 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { DatabaseModule } from '@portcullis/core';
-import {
-  InboxRecord,
-  MessagingModule,
-  OutboxRecord,
-  messagingTablesMigration,
-} from '@portcullis/messaging';
+import { MessagingModule } from '@portcullis/messaging';
 
 import { Invoice } from './invoices/invoice.entity';
 import { InvoicesController } from './invoices/invoices.controller';
@@ -21,8 +16,8 @@ import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-pr
   imports: [
     DatabaseModule.forService({
       service: 'billing',
-      entities: [Invoice, Payment, OutboxRecord, InboxRecord],
-      migrations: [CreateBilling1764806600000, messagingTablesMigration('billing')],
+      entities: [Invoice, Payment],
+      migrations: [CreateBilling1764806600000],
     }),
     MessagingModule.forService('billing'),
   ],

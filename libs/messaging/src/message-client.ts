@@ -1,12 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { ClientProxy } from '@nestjs/microservices';
-import { firstValueFrom, timeout } from 'rxjs';
+import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 
-import type { PayloadOf, ReplyOf, RequestType } from '@portcullis/contracts';
+import type { EventType, PayloadOf, ReplyOf, RequestType } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
-
-import type { EventStream } from './durable/event-stream';
-import { eventStreamOver } from './transports';
 
 /** Raised when a request gets no usable answer in time. */
 export class MessageRequestError extends Error {
@@ -20,15 +17,14 @@ export class MessageRequestError extends Error {
 }
 
 /**
- * Sends this service's requests to their one responder, signed as this service with the
- * current correlation id and actor. Events leave through the {@link Outbox} instead.
+ * Sends this service's messages: events to whoever listens, requests to their one responder.
+ * Every message is signed as this service and carries the current correlation id and actor.
  */
 /** The part of a Nest client proxy that {@link MessageClient} uses. */
-export type BusProxy = Pick<ClientProxy, 'send' | 'connect' | 'close' | 'unwrap'>;
+export type BusProxy = Pick<ClientProxy, 'emit' | 'send' | 'connect' | 'close'>;
 
 export class MessageClient {
   private readonly logger = new Logger(MessageClient.name);
-  private stream?: Promise<EventStream>;
 
   constructor(
     readonly service: ServiceName,
@@ -39,10 +35,8 @@ export class MessageClient {
     await this.proxy.connect();
   }
 
-  /** The durable event stream over this client's connection. */
-  async eventStream(): Promise<EventStream> {
-    this.stream ??= this.connect().then(() => eventStreamOver(this.proxy.unwrap()));
-    return this.stream;
+  async publish<T extends EventType>(type: T, payload: PayloadOf<T>): Promise<void> {
+    await lastValueFrom(this.proxy.emit(type, payload), { defaultValue: undefined });
   }
 
   async request<T extends RequestType>(

@@ -1,4 +1,4 @@
-import { Controller, ForbiddenException, Inject } from '@nestjs/common';
+import { Controller, ForbiddenException } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 
 import { SecurityEvents } from '@portcullis/audit';
@@ -7,7 +7,7 @@ import type {
   VoidInvoiceReply,
   VoidInvoiceRequest,
 } from '@portcullis/contracts';
-import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
+import type { VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { InvoicesService } from './invoices.service';
@@ -21,13 +21,12 @@ export class OrderEventsHandler {
   constructor(
     private readonly invoices: InvoicesService,
     private readonly events: SecurityEvents,
-    @Inject(Inbox) private readonly inbox: Inbox,
   ) {}
 
   @EventPattern('orders.created')
   async onOrderCreated(@Payload() message: VerifiedMessage<OrderCreatedEvent>): Promise<void> {
     if (!this.actsFor(message, message.payload.customerId, false)) return;
-    await this.inbox.once(message, (tx) => this.invoices.openFor(tx, message.payload));
+    await this.invoices.openFor(message.payload);
   }
 
   @MessagePattern('billing.invoice.void')

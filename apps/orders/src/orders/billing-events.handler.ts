@@ -1,9 +1,9 @@
-import { Controller, Inject } from '@nestjs/common';
+import { Controller } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { InvoicePaidEvent } from '@portcullis/contracts';
-import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
+import type { VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { OrdersService } from './orders.service';
@@ -14,7 +14,6 @@ export class BillingEventsHandler {
   constructor(
     private readonly orders: OrdersService,
     private readonly events: SecurityEvents,
-    @Inject(Inbox) private readonly inbox: Inbox,
   ) {}
 
   @EventPattern('billing.invoice.paid')
@@ -31,6 +30,6 @@ export class BillingEventsHandler {
       });
       return;
     }
-    await this.inbox.once(message, (tx) => this.orders.markPaid(tx, orderId, customerId));
+    await this.orders.markPaid(orderId, customerId);
   }
 }
