@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createTempDir, removeTempDir } from '../../../jest/temp-dir';
 import { SECRET_NAMES, type TrustFile, ensureDevelopmentSecrets } from './development-secrets';
 import { serviceKeyId } from './key-ids';
+import { Keyring } from './keyring';
 
 const SERVICES = ['auth', 'orders', 'billing'];
 
@@ -23,7 +24,7 @@ describe(ensureDevelopmentSecrets.name, () => {
   const modeOf = (name: string): number => statSync(join(directory, name)).mode & 0o777;
 
   describe('in an empty directory', () => {
-    it('writes a key per service, the token key-encryption key and the trust file', () => {
+    it('writes a key per service, the token key-encryption key, the keyrings and the trust file', () => {
       const written = ensureDevelopmentSecrets(directory, SERVICES);
 
       expect(written.sort()).toEqual(
@@ -32,9 +33,25 @@ describe(ensureDevelopmentSecrets.name, () => {
           'services/orders.key',
           'services/billing.key',
           'token-key-encryption.key',
+          'data-keys.json',
+          'blind-index-keys.json',
           'trust.json',
         ].sort(),
       );
+    });
+
+    it('makes each keyring a valid one-version keyring', () => {
+      ensureDevelopmentSecrets(directory, SERVICES);
+
+      for (const name of [SECRET_NAMES.dataKeys, SECRET_NAMES.blindIndexKeys]) {
+        const keyring = Keyring.parse(read(name), name);
+        expect({ current: keyring.current, min: keyring.minDecryptVersion }).toEqual({
+          current: 1,
+          min: 1,
+        });
+        expect(keyring.key(1)).toHaveLength(32);
+      }
+      expect(read(SECRET_NAMES.dataKeys)).not.toBe(read(SECRET_NAMES.blindIndexKeys));
     });
 
     it('makes every file readable by its owner only', () => {
@@ -77,6 +94,8 @@ describe(ensureDevelopmentSecrets.name, () => {
       const names = [
         ...SERVICES.map(SECRET_NAMES.serviceKey),
         'token-key-encryption.key',
+        'data-keys.json',
+        'blind-index-keys.json',
         'trust.json',
       ];
       const before = names.map(read);

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 
 import { serviceKeyId } from './key-ids';
+import { createKeyringFile } from './keyring';
 import { SecretBox } from './secret-box';
 
 /** File names inside `SECRETS_DIR`. */
@@ -13,7 +14,23 @@ export const SECRET_NAMES = {
   tokenKeyEncryptionKey: 'token-key-encryption.key',
   /** Optional: an RSA key (PEM) auth imports as its first token signing key. */
   tokenSigningKey: 'token-signing.key',
+  /** Versioned key-encryption keys that wrap field data keys (a keyring, JSON). */
+  dataKeys: 'data-keys.json',
+  /** Versioned HMAC keys of blind indexes, such as the one on account emails (a keyring). */
+  blindIndexKeys: 'blind-index-keys.json',
 } as const;
+
+/** Every secret name a process of these services may read. */
+export function knownSecretNames(services: readonly string[]): string[] {
+  return [
+    ...services.map(SECRET_NAMES.serviceKey),
+    SECRET_NAMES.trust,
+    SECRET_NAMES.tokenKeyEncryptionKey,
+    SECRET_NAMES.tokenSigningKey,
+    SECRET_NAMES.dataKeys,
+    SECRET_NAMES.blindIndexKeys,
+  ];
+}
 
 /** One entry of the trust file: a service's public message-signing key. */
 export interface TrustedKeyEntry {
@@ -30,8 +47,9 @@ export interface TrustFile {
 
 /**
  * Creates whatever development secrets are missing: each service's Ed25519 message-signing
- * key, the key that encrypts token signing keys at rest, and a trust file listing every service's public key. Existing
- * keys are kept. Returns the names it wrote (never the values).
+ * key, the key that encrypts token signing keys at rest, the data and blind-index keyrings,
+ * and a trust file listing every service's public key. Existing keys are kept. Returns the
+ * names it wrote (never the values).
  */
 export function ensureDevelopmentSecrets(directory: string, services: readonly string[]): string[] {
   const written: string[] = [];
@@ -52,6 +70,11 @@ export function ensureDevelopmentSecrets(directory: string, services: readonly s
 
   if (!existsSync(join(directory, SECRET_NAMES.tokenKeyEncryptionKey))) {
     write(SECRET_NAMES.tokenKeyEncryptionKey, `${SecretBox.generateKey()}\n`);
+  }
+  for (const keyring of [SECRET_NAMES.dataKeys, SECRET_NAMES.blindIndexKeys]) {
+    if (!existsSync(join(directory, keyring))) {
+      write(keyring, `${JSON.stringify(createKeyringFile(), null, 2)}\n`);
+    }
   }
 
   const trustPath = join(directory, SECRET_NAMES.trust);

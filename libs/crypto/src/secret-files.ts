@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 
+import type { SecretsProvider } from './secrets-provider';
+
 /** Raised when a secret the process needs is absent. Names the secret, never a value. */
 export class MissingSecretError extends Error {
   constructor(
@@ -16,7 +18,9 @@ export class MissingSecretError extends Error {
  * Reads secrets from a directory, which is how Docker and Kubernetes secrets arrive.
  * Names are fixed relative paths chosen by the code, never taken from input.
  */
-export class SecretFiles {
+export class SecretFiles implements SecretsProvider {
+  readonly source = 'files';
+
   constructor(readonly directory: string) {}
 
   has(name: string): boolean {
@@ -27,6 +31,10 @@ export class SecretFiles {
     const path = this.pathOf(name);
     if (!existsSync(path)) throw new MissingSecretError(name, `Expected it at ${path}. ${hint}`);
     return readFileSync(path, 'utf8');
+  }
+
+  describe(name: string): string {
+    return `SECRETS_DIR (${this.pathOf(name)})`;
   }
 
   pathOf(name: string): string {
