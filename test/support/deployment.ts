@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { Client } from 'pg';
 
@@ -54,8 +54,12 @@ export class Deployment {
     return [...this.processes.values()].map(({ port }) => `http://127.0.0.1:${port}`);
   }
 
-  logs(): string {
-    return [...this.processes].map(([name, p]) => `--- ${name}\n${p.log.join('')}`).join('\n');
+  /** Captured stdout and stderr of every process, or of one (`platform`, `auth`, `orders`...). */
+  logs(app?: string): string {
+    return [...this.processes]
+      .filter(([name]) => app === undefined || name === app)
+      .map(([name, p]) => `--- ${name}\n${p.log.join('')}`)
+      .join('\n');
   }
 
   async stop(): Promise<void> {
@@ -65,9 +69,15 @@ export class Deployment {
 
   /**
    * Starts the shape's processes. Rate limits are raised far above what the suites send,
-   * unless `extraEnv` (applied last, to every process) sets them.
+   * unless `extraEnv` (applied last, to every process) sets them. `secretFiles` (name relative
+   * to SECRETS_DIR, contents) are written beside the development secrets before any app starts.
+   * `PUBLIC_URL` defaults to each process's own base URL.
    */
-  static async start(shape: ShapeName, extraEnv: Record<string, string> = {}): Promise<Deployment> {
+  static async start(
+    shape: ShapeName,
+    extraEnv: Record<string, string> = {},
+    secretFiles: Record<string, string> = {},
+  ): Promise<Deployment> {
     const workDir = mkdtempSync(join(tmpdir(), `portcullis-e2e-${shape}-`));
     const cleanups: Array<() => Promise<void> | void> = [
       () => rmSync(workDir, { recursive: true, force: true }),
@@ -100,6 +110,11 @@ export class Deployment {
     }
 
     Object.assign(env, extraEnv);
+    for (const [name, contents] of Object.entries(secretFiles)) {
+      const path = join(env.SECRETS_DIR, name);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(path, contents, { mode: 0o600 });
+    }
 
     const apps = shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
     const processes = new Map<string, { child: ChildProcess; port: number; log: string[] }>();
@@ -107,7 +122,14 @@ export class Deployment {
     try {
       for (const app of apps) {
         const port = await freePort();
-        processes.set(app, startProcess(app, { ...env, PORT: String(port) }, port));
+        const defaults = { PUBLIC_URL: `http://127.0.0.1:${port}` };
+        // NATS_QUEUE is shared by replicas of one app, never by different apps: in one queue
+        // group, an event every app subscribes to would reach only one of them.
+        const own = {
+          PORT: String(port),
+          ...(env.NATS_QUEUE ? { NATS_QUEUE: `${env.NATS_QUEUE}.${app}` } : {}),
+        };
+        processes.set(app, startProcess(app, { ...defaults, ...env, ...own }, port));
       }
       await Promise.all(
         [...processes].map(([name, p]) => waitForHealth(name, p.port, p.child, p.log)),

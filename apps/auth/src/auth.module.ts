@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
 
 import { DatabaseModule } from '@portcullis/core';
-import { MessagingModule } from '@portcullis/messaging';
+import {
+  InboxRecord,
+  MessagingModule,
+  OutboxRecord,
+  messagingTablesMigration,
+} from '@portcullis/messaging';
 
 import { Account } from './accounts/account.entity';
 import { AccountsController } from './accounts/accounts.controller';
@@ -24,8 +29,12 @@ import { TokenIssuer } from './tokens/token-issuer';
   imports: [
     DatabaseModule.forService({
       service: 'auth',
-      entities: [Account, Session, RefreshToken, SigningKey],
-      migrations: [CreateAccounts1764806400000, KeysAndLoginLimits1764806400001],
+      entities: [Account, Session, RefreshToken, SigningKey, OutboxRecord, InboxRecord],
+      migrations: [
+        CreateAccounts1764806400000,
+        KeysAndLoginLimits1764806400001,
+        messagingTablesMigration('auth'),
+      ],
     }),
     MessagingModule.forService('auth'),
   ],

@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
 
 import { DatabaseModule } from '@portcullis/core';
-import { MessagingModule } from '@portcullis/messaging';
+import {
+  InboxRecord,
+  MessagingModule,
+  OutboxRecord,
+  messagingTablesMigration,
+} from '@portcullis/messaging';
 
 import { Invoice } from './invoices/invoice.entity';
 import { InvoicesController } from './invoices/invoices.controller';
@@ -16,8 +21,8 @@ import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-pr
   imports: [
     DatabaseModule.forService({
       service: 'billing',
-      entities: [Invoice, Payment],
-      migrations: [CreateBilling1764806600000],
+      entities: [Invoice, Payment, OutboxRecord, InboxRecord],
+      migrations: [CreateBilling1764806600000, messagingTablesMigration('billing')],
     }),
     MessagingModule.forService('billing'),
   ],

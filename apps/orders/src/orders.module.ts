@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
 
 import { DatabaseModule } from '@portcullis/core';
-import { MessagingModule } from '@portcullis/messaging';
+import {
+  InboxRecord,
+  MessagingModule,
+  OutboxRecord,
+  messagingTablesMigration,
+} from '@portcullis/messaging';
 
 import { CatalogueController } from './catalogue/catalogue.controller';
 import { Product } from './catalogue/product.entity';
@@ -18,8 +23,12 @@ import { OrdersService } from './orders/orders.service';
   imports: [
     DatabaseModule.forService({
       service: 'orders',
-      entities: [Product, Order, OrderLine],
-      migrations: [CreateOrders1764806500000, SeedCatalogue1764806500001],
+      entities: [Product, Order, OrderLine, OutboxRecord, InboxRecord],
+      migrations: [
+        CreateOrders1764806500000,
+        SeedCatalogue1764806500001,
+        messagingTablesMigration('orders'),
+      ],
     }),
     MessagingModule.forService('orders'),
   ],

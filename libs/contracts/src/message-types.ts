@@ -20,6 +20,11 @@ interface EventContract {
   readonly kind: 'event';
   /** The only service that may publish the event: the owner of its name's prefix. */
   readonly publisher: ServiceName;
+  /**
+   * `shared`: each subscribing app handles it once, whatever its number of instances.
+   * `broadcast`: every process applies it (e.g. revocations kept in memory).
+   */
+  readonly delivery: 'shared' | 'broadcast';
   readonly payload: PayloadClass;
 }
 
@@ -41,9 +46,24 @@ export type MessageContract = EventContract | RequestContract;
  * for it, is refused.
  */
 export const MESSAGE_CONTRACTS = {
-  'orders.created': { kind: 'event', publisher: 'orders', payload: OrderCreatedEvent },
-  'orders.cancelled': { kind: 'event', publisher: 'orders', payload: OrderCancelledEvent },
-  'billing.invoice.paid': { kind: 'event', publisher: 'billing', payload: InvoicePaidEvent },
+  'orders.created': {
+    kind: 'event',
+    publisher: 'orders',
+    delivery: 'shared',
+    payload: OrderCreatedEvent,
+  },
+  'orders.cancelled': {
+    kind: 'event',
+    publisher: 'orders',
+    delivery: 'shared',
+    payload: OrderCancelledEvent,
+  },
+  'billing.invoice.paid': {
+    kind: 'event',
+    publisher: 'billing',
+    delivery: 'shared',
+    payload: InvoicePaidEvent,
+  },
   'billing.invoice.void': {
     kind: 'request',
     responder: 'billing',
@@ -51,8 +71,18 @@ export const MESSAGE_CONTRACTS = {
     payload: VoidInvoiceRequest,
     reply: VoidInvoiceReply,
   },
-  'auth.session.revoked': { kind: 'event', publisher: 'auth', payload: SessionsRevokedEvent },
-  'auth.keys.rotated': { kind: 'event', publisher: 'auth', payload: TokenKeysRotatedEvent },
+  'auth.session.revoked': {
+    kind: 'event',
+    publisher: 'auth',
+    delivery: 'broadcast',
+    payload: SessionsRevokedEvent,
+  },
+  'auth.keys.rotated': {
+    kind: 'event',
+    publisher: 'auth',
+    delivery: 'broadcast',
+    payload: TokenKeysRotatedEvent,
+  },
   'auth.revocations.query': {
     kind: 'request',
     responder: 'auth',

@@ -15,6 +15,7 @@ import {
   VerifiedMessage,
 } from './envelope';
 import type { KeyRing } from './key-ring';
+import { DURABLE_EVENT_TTL_MS } from './durable/event-stream';
 import { ReplayGuard } from './replay-guard';
 
 const DOT = 0x2e;
@@ -28,6 +29,10 @@ const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
 const ROLE = /^[a-z]{1,32}$/;
 
 export interface SealOptions {
+  /** The message id; a fresh one when absent. Outbox records pass their own id. */
+  readonly id?: string;
+  /** How long the message stays valid; the configured message lifetime when absent. */
+  readonly ttlMs?: number;
   readonly rid?: string;
   readonly correlationId: string;
   readonly actor?: Actor;
@@ -38,6 +43,11 @@ export interface OpenOptions {
   readonly subject?: string;
   /** The roles this receiver accepts the message in. */
   readonly kinds: readonly MessageKind[];
+  /**
+   * Durable events arrive again after a failed attempt, with the same id: their consumers'
+   * inboxes, not this process's memory, keep them from being applied twice.
+   */
+  readonly redeliverable?: boolean;
 }
 
 /**
@@ -65,12 +75,12 @@ export class EnvelopeCodec {
     const iat = this.now();
     const envelope: Envelope = {
       v: 1,
-      id: randomUUID(),
+      id: options.id ?? randomUUID(),
       kind,
       type,
       sender,
       iat,
-      exp: iat + this.ttlMs,
+      exp: iat + (options.ttlMs ?? this.ttlMs),
       corr: options.correlationId,
       rid: options.rid,
       actor: options.actor && {
@@ -130,13 +140,16 @@ export class EnvelopeCodec {
     if (envelope.kind !== 'reply' && options.subject !== envelope.type) refuse('subject_mismatch');
     const now = this.now();
     if (envelope.exp <= now) refuse('expired');
+    const maxLifetime = envelope.kind === 'event' ? DURABLE_EVENT_TTL_MS : this.ttlMs;
     if (
       envelope.iat > now + CLOCK_SKEW_MS ||
-      envelope.exp - envelope.iat > this.ttlMs + CLOCK_SKEW_MS
+      envelope.exp - envelope.iat > maxLifetime + CLOCK_SKEW_MS
     ) {
       refuse('not_yet_valid');
     }
-    if (!this.replays.firstSighting(envelope.id, envelope.exp)) refuse('replayed');
+    if (!options.redeliverable && !this.replays.firstSighting(envelope.id, envelope.exp)) {
+      refuse('replayed');
+    }
 
     const payload = validatePayload(envelope);
     if (payload === undefined) refuse('invalid_payload');

@@ -11,6 +11,7 @@ import {
 } from '../../../jest/signed-envelopes';
 import type { RefusalReason } from './envelope';
 import { EnvelopeCodec, type OpenOptions } from './envelope-codec';
+import { DURABLE_EVENT_TTL_MS } from './durable/event-stream';
 
 const ORDER = {
   orderId: randomUUID(),
@@ -81,8 +82,8 @@ describe(EnvelopeCodec.name, () => {
       expectRefused(sealOrder(ORDER, T0 + 30_001), 'not_yet_valid');
     });
 
-    it('is refused as not_yet_valid when it claims a longer lifetime than the receiver allows', () => {
-      expectRefused(sealOrder(ORDER, T0, 10 * TTL_MS), 'not_yet_valid');
+    it('is refused as not_yet_valid when it claims a longer lifetime than events may have', () => {
+      expectRefused(sealOrder(ORDER, T0, 2 * DURABLE_EVENT_TTL_MS), 'not_yet_valid');
     });
   });
 

@@ -81,10 +81,9 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
   deserialize(message: WireMessage): IncomingRequest | IncomingEvent {
     const verified = this.codec.open(message.data, {
       subject: message.subject,
-      kinds: ['event', 'request'],
+      kinds: ['request'],
     });
     RequestContext.adoptMessage(verified.correlationId, verified.actor);
-    if (verified.kind === 'event') return { pattern: verified.type, data: verified };
     const rid = verified.requestId;
     if (!rid) throw new MessageRefusedError('malformed', verified.type, verified.sender);
     this.openRequests.set(rid, { type: verified.type, correlationId: verified.correlationId });

@@ -1,9 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { ClientProxy } from '@nestjs/microservices';
-import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
+import { firstValueFrom, timeout } from 'rxjs';
 
-import type { EventType, PayloadOf, ReplyOf, RequestType } from '@portcullis/contracts';
+import type { PayloadOf, ReplyOf, RequestType } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
+
+import type { EventStream } from './durable/event-stream';
+import { eventStreamOver } from './transports';
 
 /** Raised when a request gets no usable answer in time. */
 export class MessageRequestError extends Error {
@@ -17,14 +20,15 @@ export class MessageRequestError extends Error {
 }
 
 /**
- * Sends this service's messages: events to whoever listens, requests to their one responder.
- * Every message is signed as this service and carries the current correlation id and actor.
+ * Sends this service's requests to their one responder, signed as this service with the
+ * current correlation id and actor. Events leave through the {@link Outbox} instead.
  */
 /** The part of a Nest client proxy that {@link MessageClient} uses. */
-export type BusProxy = Pick<ClientProxy, 'emit' | 'send' | 'connect' | 'close'>;
+export type BusProxy = Pick<ClientProxy, 'send' | 'connect' | 'close' | 'unwrap'>;
 
 export class MessageClient {
   private readonly logger = new Logger(MessageClient.name);
+  private stream?: Promise<EventStream>;
 
   constructor(
     readonly service: ServiceName,
@@ -35,8 +39,10 @@ export class MessageClient {
     await this.proxy.connect();
   }
 
-  async publish<T extends EventType>(type: T, payload: PayloadOf<T>): Promise<void> {
-    await lastValueFrom(this.proxy.emit(type, payload), { defaultValue: undefined });
+  /** The durable event stream over this client's connection. */
+  async eventStream(): Promise<EventStream> {
+    this.stream ??= this.connect().then(() => eventStreamOver(this.proxy.unwrap()));
+    return this.stream;
   }
 
   async request<T extends RequestType>(

@@ -4,6 +4,7 @@ import {
   Inject,
   Injectable,
   Module,
+  OnApplicationBootstrap,
   OnApplicationShutdown,
   OnModuleInit,
 } from '@nestjs/common';
@@ -18,10 +19,15 @@ import {
   SECRET_FILES,
   type ServiceName,
   TRANSPORT_SERVER,
-  natsTransportSecurity,
 } from '@portcullis/core';
 import type { SecretFiles } from '@portcullis/crypto';
 
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+
+import { Inbox } from './durable/inbox';
+import { Outbox } from './durable/outbox';
+import { OutboxRelay } from './durable/outbox-relay';
 import { EnvelopeCodec } from './envelope-codec';
 import { ConsumerEnvelopeSerializer, ProducerEnvelopeSerializer } from './envelope-serializers';
 import { KeyRing } from './key-ring';
@@ -34,8 +40,6 @@ function natsConnectionOptions(config: AppConfig, name: string): Record<string, 
     name: `portcullis-${name}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    // TLS with this process's client certificate, and inboxes that only its NATS user reads.
-    ...natsTransportSecurity(config.natsTls),
   };
 }
 
@@ -61,17 +65,26 @@ export class MessagingModule {
         },
         {
           provide: TRANSPORT_SERVER,
-          inject: [EnvelopeCodec, APP_CONFIG, HOSTED_SERVICES],
-          useFactory: (codec: EnvelopeCodec, config: AppConfig, services: ServiceName[]) => {
+          inject: [EnvelopeCodec, APP_CONFIG, HOSTED_SERVICES, SecurityEvents],
+          useFactory: (
+            codec: EnvelopeCodec,
+            config: AppConfig,
+            services: ServiceName[],
+            events: SecurityEvents,
+          ) => {
             const envelopes = new ConsumerEnvelopeSerializer(codec, services);
             const hostName = services.length === 1 ? services[0] : 'platform';
+            const group = config.natsQueue ?? `portcullis.${hostName}`;
             const options = {
               ...natsConnectionOptions(config, hostName),
-              queue: config.natsQueue ?? `portcullis.${hostName}`,
+              queue: group,
               serializer: envelopes,
               deserializer: envelopes,
             };
-            return config.natsUrl ? new SignedNatsServer(options) : new InProcessServer(options);
+            const durable = { codec, events, group: group.replace(/\./g, '_') };
+            return config.natsUrl
+              ? new SignedNatsServer(options, durable)
+              : new InProcessServer(options, durable);
           },
         },
       ],
@@ -101,17 +114,30 @@ export class MessagingModule {
             return new MessageClient(service, proxy);
           },
         },
+        { provide: Outbox, useValue: new Outbox(service) },
+        {
+          provide: Inbox,
+          inject: [getDataSourceToken(service), SecurityEvents],
+          useFactory: (db: DataSource, events: SecurityEvents) => new Inbox(service, db, events),
+        },
+        {
+          provide: OutboxRelay,
+          inject: [getDataSourceToken(service), EnvelopeCodec, MessageClient],
+          useFactory: (db: DataSource, codec: EnvelopeCodec, client: MessageClient) =>
+            new OutboxRelay(service, db, codec, () => client.eventStream()),
+        },
         BusLifecycle,
       ],
-      exports: [MessageClient],
+      exports: [MessageClient, Outbox, Inbox],
     };
   }
 }
 
 @Injectable()
-class BusLifecycle implements OnModuleInit, OnApplicationShutdown {
+class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     @Inject(MessageClient) private readonly client: MessageClient,
+    @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     private readonly health: HealthRegistry,
   ) {}
 
@@ -120,7 +146,12 @@ class BusLifecycle implements OnModuleInit, OnApplicationShutdown {
     this.health.register(`bus:${this.client.service}`, () => this.client.connect());
   }
 
+  onApplicationBootstrap(): void {
+    this.relay.start();
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    await this.relay.stop();
     await this.client.close();
   }
 }

@@ -1,20 +1,86 @@
-import { ClientNats, ServerNats } from '@nestjs/microservices';
+import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { ClientNats, NatsContext, ServerNats } from '@nestjs/microservices';
+import type { NatsConnection } from '@nats-io/transport-node';
 
+import type { SecurityEvents } from '@portcullis/audit';
+import { contractOf } from '@portcullis/contracts';
 import { RequestContext, acceptCorrelationId } from '@portcullis/core';
 
 import { MessageRefusedError } from './envelope';
+import type { EnvelopeCodec } from './envelope-codec';
+import type { DeliveryOutcome, EventDelivery, EventStream } from './durable/event-stream';
+import { inProcessEventStream } from './durable/in-process-event-stream';
+import { JetStreamEventStream, eventSubject } from './durable/jetstream-event-stream';
 import { InProcessConnection } from './in-process-connection';
 
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];
 type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
 
+/** What the server needs to take durable events from the stream. */
+export interface DurableEvents {
+  readonly codec: EnvelopeCodec;
+  readonly events: SecurityEvents;
+  /** Consumer group of this process: instances of one app share the work. */
+  readonly group: string;
+}
+
+/** The event stream over a connection: JetStream over NATS, the shared one in process. */
+export function eventStreamOver(connection: unknown): EventStream {
+  return connection instanceof InProcessConnection
+    ? inProcessEventStream
+    : new JetStreamEventStream(connection as NatsConnection);
+}
+
 /**
- * Nest's NATS server with envelope verification: each message is handled in its own request
- * context, and a refused message is dropped (the codec has already recorded why).
+ * Nest's NATS server with signed envelopes. Requests arrive over core NATS, each handled in
+ * its own request context; a refused one is dropped (the codec has recorded why). Events
+ * arrive from the durable event stream: verified, handled, and acknowledged only when the
+ * handler succeeded; a handler that keeps failing sends the event to the dead-letter stream.
  */
 export class SignedNatsServer extends ServerNats {
-  constructor(options: ServerNatsOptions) {
+  override readonly propagatesEventHandlerErrors = true;
+  private readonly durableLogger = new Logger('EventConsumer');
+  private stream?: EventStream;
+
+  constructor(
+    options: ServerNatsOptions,
+    private readonly durable: DurableEvents,
+  ) {
     super(options);
+  }
+
+  override bindEvents(client: NatsConnection): void {
+    const stream = eventStreamOver(client);
+    this.stream = stream;
+    for (const [pattern, handler] of this.messageHandlers) {
+      if (!handler.isEventHandler) {
+        const extras = handler.extras as { queue?: string } | undefined;
+        const queue = extras?.queue ?? this.durable.group;
+        // Closing the connection ends these subscriptions.
+        const callback = this.getMessageHandler(pattern).bind(this) as (
+          error: Error | null,
+          message: NatsMessage,
+        ) => void;
+        client.subscribe(pattern, { queue, callback });
+        continue;
+      }
+      const contract = contractOf(pattern);
+      const mode = contract?.kind === 'event' ? contract.delivery : 'shared';
+      const group =
+        mode === 'broadcast'
+          ? `${this.durable.group}-${randomUUID().slice(0, 8)}`
+          : this.durable.group;
+      stream
+        .consume(pattern, group, (delivery) => this.deliver(stream, pattern, delivery), mode)
+        .catch((error: unknown) => {
+          this.durableLogger.error({
+            msg: 'event consumer not started',
+            pattern,
+            error: String(error),
+          });
+        });
+    }
   }
 
   override handleMessage(channel: string, message: NatsMessage): Promise<void> {
@@ -27,9 +93,59 @@ export class SignedNatsServer extends ServerNats {
       }
     });
   }
+
+  override async close(): Promise<void> {
+    await this.stream?.close();
+    await super.close();
+  }
+
+  private deliver(
+    stream: EventStream,
+    type: string,
+    delivery: EventDelivery,
+  ): Promise<DeliveryOutcome> {
+    return RequestContext.run({ correlationId: acceptCorrelationId(undefined) }, async () => {
+      let message;
+      try {
+        message = this.durable.codec.open(delivery.data, {
+          subject: type,
+          kinds: ['event'],
+          redeliverable: true,
+        });
+      } catch {
+        return 'reject';
+      }
+      RequestContext.adoptMessage(message.correlationId, message.actor);
+      try {
+        await this.handleEvent(
+          type,
+          { pattern: type, data: message },
+          new NatsContext([eventSubject(type), undefined]),
+        );
+        return 'done';
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.durableLogger.warn({
+          msg: 'event handler failed',
+          type,
+          attempt: delivery.attempt,
+          error: reason,
+        });
+        if (!delivery.isLastAttempt) return 'retry';
+        this.durable.events.record({
+          type: 'message.dead_lettered',
+          outcome: 'failed',
+          reason: 'handler_failed',
+          details: { messageType: type, sender: message.sender, messageId: message.id },
+        });
+        await stream.deadLetter(type, delivery.data, reason).catch(() => undefined);
+        return 'reject';
+      }
+    });
+  }
 }
 
-/** The same server over the in-process bus: identical envelopes, no network. */
+/** The same server over the in-process bus and event stream: identical envelopes. */
 export class InProcessServer extends SignedNatsServer {
   override createNatsClient(): Promise<never> {
     return Promise.resolve(new InProcessConnection() as never);

@@ -18,7 +18,7 @@ import { SecurityEvents } from '@portcullis/audit';
 import type { PublicJwk } from '@portcullis/contracts';
 import { APP_CONFIG, type AppConfig, SECRET_FILES } from '@portcullis/core';
 import { SECRET_NAMES, SecretBox, type SecretFiles, rsaThumbprint } from '@portcullis/crypto';
-import { MessageClient } from '@portcullis/messaging';
+import { Outbox } from '@portcullis/messaging';
 
 import { SigningKey } from './signing-key.entity';
 
@@ -49,7 +49,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
     @InjectDataSource('auth') private readonly db: DataSource,
     @Inject(SECRET_FILES) private readonly secrets: SecretFiles,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(MessageClient) private readonly messages: MessageClient,
+    @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
   ) {
     this.box = SecretBox.fromBase64(secrets.read(SECRET_NAMES.tokenKeyEncryptionKey));
@@ -101,6 +101,10 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
         );
       }
       const created = await this.insertKey(tx, newRsaKey());
+      await this.outbox.enqueue(tx, 'auth.keys.rotated', {
+        activeKid: created,
+        withdrawnKids: withdrawn,
+      });
       return { kid: created, withdrawnKids: withdrawn };
     });
 
@@ -112,11 +116,6 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
       resourceId: kid,
       details: { withdrawnPrevious: withdrawPrevious },
     });
-    await this.messages
-      .publish('auth.keys.rotated', { activeKid: kid, withdrawnKids })
-      .catch((error: unknown) => {
-        this.logger.warn({ msg: 'key rotation not announced', error: String(error) });
-      });
     return { kid, withdrawnKids };
   }
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
+import { Inject, Injectable, UnauthorizedException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import { DataSource, type EntityManager, IsNull, MoreThan } from 'typeorm';
@@ -6,7 +6,7 @@ import { DataSource, type EntityManager, IsNull, MoreThan } from 'typeorm';
 import { SecurityEvents } from '@portcullis/audit';
 import type { RevocationReason, RevokedSession } from '@portcullis/contracts';
 import { APP_CONFIG, type Actor, type AppConfig } from '@portcullis/core';
-import { MessageClient } from '@portcullis/messaging';
+import { Outbox } from '@portcullis/messaging';
 
 import { Account } from '../accounts/account.entity';
 import { LoginLimiter } from '../accounts/login-limiter';
@@ -31,14 +31,12 @@ const INVALID_REFRESH = 'refresh token is invalid or expired';
  */
 @Injectable()
 export class SessionsService {
-  private readonly logger = new Logger(SessionsService.name);
-
   constructor(
     @InjectDataSource('auth') private readonly db: DataSource,
     private readonly issuer: TokenIssuer,
     private readonly limiter: LoginLimiter,
     private readonly events: SecurityEvents,
-    @Inject(MessageClient) private readonly messages: MessageClient,
+    @Inject(Outbox) private readonly outbox: Outbox,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -72,7 +70,6 @@ export class SessionsService {
           resourceType: 'session',
           resourceId: outcome.sessionId,
         });
-        await this.announce(outcome.accountId, [outcome.sessionId], 'refresh_reuse');
         throw new UnauthorizedException(INVALID_REFRESH);
       case 'refused':
         await this.limiter.recordFailure([ipSubject]);
@@ -97,15 +94,19 @@ export class SessionsService {
     reason: RevocationReason,
     onlySessionId?: string,
   ): Promise<number> {
-    const rows = (await this.db
-      .createQueryBuilder()
-      .update(Session)
-      .set({ revokedAt: () => 'now()', revokedReason: reason })
-      .where('account_id = :accountId AND revoked_at IS NULL', { accountId })
-      .andWhere(onlySessionId ? 'id = :onlySessionId' : 'true', { onlySessionId })
-      .returning(['id'])
-      .execute()) as { raw: Array<{ id: string }> };
-    const sessionIds = rows.raw.map((row) => row.id);
+    const sessionIds = await this.db.transaction(async (tx) => {
+      const rows = (await tx
+        .createQueryBuilder()
+        .update(Session)
+        .set({ revokedAt: () => 'now()', revokedReason: reason })
+        .where('account_id = :accountId AND revoked_at IS NULL', { accountId })
+        .andWhere(onlySessionId ? 'id = :onlySessionId' : 'true', { onlySessionId })
+        .returning(['id'])
+        .execute()) as { raw: Array<{ id: string }> };
+      const ids = rows.raw.map((row) => row.id);
+      await this.announce(tx, accountId, ids, reason);
+      return ids;
+    });
     if (sessionIds.length === 0) return 0;
 
     this.events.record({
@@ -116,7 +117,6 @@ export class SessionsService {
       resourceId: accountId,
       details: { sessions: sessionIds.length },
     });
-    await this.announce(accountId, sessionIds, reason);
     return sessionIds.length;
   }
 
@@ -151,6 +151,7 @@ export class SessionsService {
         { revokedAt: now, revokedReason: 'refresh_reuse' },
       );
       if (!revoked.affected) return { kind: 'refused', reason: 'session_revoked' };
+      await this.announce(tx, session.accountId, [session.id], 'refresh_reuse');
       return { kind: 'reused', accountId: session.accountId, sessionId: session.id };
     }
     if (session.revokedAt) return { kind: 'refused', reason: 'session_revoked' };
@@ -173,8 +174,9 @@ export class SessionsService {
     return { kind: 'issued', account, sessionId: session.id, refreshToken };
   }
 
-  /** Tells every service to refuse these sessions' tokens from now on. */
+  /** Tells every service, through the outbox of the same transaction, to refuse these sessions. */
   private async announce(
+    tx: EntityManager,
     accountId: string,
     sessionIds: string[],
     reason: RevocationReason,
@@ -182,12 +184,12 @@ export class SessionsService {
     const relevantUntil = new Date(Date.now() + this.relevanceMs()).toISOString();
     for (let start = 0; start < sessionIds.length; start += MAX_SESSIONS_PER_EVENT) {
       const chunk = sessionIds.slice(start, start + MAX_SESSIONS_PER_EVENT);
-      await this.messages
-        .publish('auth.session.revoked', { accountId, sessionIds: chunk, reason, relevantUntil })
-        .catch((error: unknown) => {
-          // Services still learn it from their periodic revocation query.
-          this.logger.warn({ msg: 'revocation not announced', error: String(error) });
-        });
+      await this.outbox.enqueue(tx, 'auth.session.revoked', {
+        accountId,
+        sessionIds: chunk,
+        reason,
+        relevantUntil,
+      });
     }
   }
 

@@ -4,7 +4,6 @@ import {
   HttpStatus,
   Inject,
   Injectable,
-  Logger,
   NotFoundException,
   UnprocessableEntityException,
 } from '@nestjs/common';
@@ -15,7 +14,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { SecurityEvents } from '@portcullis/audit';
 import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
 import type { Actor } from '@portcullis/core';
-import { MessageClient } from '@portcullis/messaging';
+import { Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Payment } from '../payments/payment.entity';
@@ -27,18 +26,16 @@ const LIST_LIMIT = 100;
 
 @Injectable()
 export class InvoicesService {
-  private readonly logger = new Logger(InvoicesService.name);
-
   constructor(
     @InjectDataSource('billing') private readonly db: DataSource,
-    @Inject(MessageClient) private readonly messages: MessageClient,
+    @Inject(Outbox) private readonly outbox: Outbox,
     private readonly provider: PaymentProvider,
     private readonly events: SecurityEvents,
   ) {}
 
-  /** Opens the invoice of a new order; a redelivered event changes nothing. */
-  async openFor(order: OrderCreatedEvent): Promise<void> {
-    await this.db
+  /** Opens the invoice of a new order, inside the inbox transaction of the event. */
+  async openFor(tx: EntityManager, order: OrderCreatedEvent): Promise<void> {
+    await tx
       .createQueryBuilder()
       .insert()
       .into(Invoice)
@@ -115,7 +112,7 @@ export class InvoicesService {
       .update(JSON.stringify([invoiceId, input.paymentMethod.token]))
       .digest('hex');
 
-    const { status, body, paid } = await this.db.transaction(async (tx) => {
+    const { status, body } = await this.db.transaction(async (tx) => {
       const invoice = await tx.findOne(Invoice, {
         where: { id: invoiceId },
         lock: { mode: 'pessimistic_write' },
@@ -130,7 +127,7 @@ export class InvoicesService {
             'Idempotency-Key was already used for another request',
           ]);
         }
-        return { status: earlier.responseStatus, body: earlier.responseBody, paid: undefined };
+        return { status: earlier.responseStatus, body: earlier.responseBody };
       }
       if (owned.status === 'paid') throw new ConflictException('invoice is already paid');
       if (owned.status === 'void') throw new ConflictException('invoice is void');
@@ -138,9 +135,6 @@ export class InvoicesService {
       return this.charge(tx, owned, input, idempotencyKey, requestHash);
     });
 
-    if (paid) {
-      await this.announcePaid(paid);
-    }
     if (status !== Number(HttpStatus.OK)) throw new HttpException(body as object, status);
     return body as InvoiceView;
   }
@@ -151,7 +145,7 @@ export class InvoicesService {
     input: PayInvoiceDto,
     idempotencyKey: string,
     requestHash: string,
-  ): Promise<{ status: number; body: unknown; paid?: Invoice }> {
+  ): Promise<{ status: number; body: unknown }> {
     const result = await this.provider.charge({
       invoiceId: invoice.id,
       amountCents: invoice.amountCents,
@@ -173,6 +167,12 @@ export class InvoicesService {
       );
       status = HttpStatus.OK;
       body = view(invoice);
+      await this.outbox.enqueue(tx, 'billing.invoice.paid', {
+        invoiceId: invoice.id,
+        orderId: invoice.orderId,
+        customerId: invoice.customerId,
+        paidAt: invoice.paidAt.toISOString(),
+      });
     } else {
       status = HttpStatus.PAYMENT_REQUIRED;
       body = { statusCode: status, message: 'payment was declined' };
@@ -188,7 +188,7 @@ export class InvoicesService {
       responseStatus: status,
       responseBody: body as object,
     });
-    return { status, body, paid: result.outcome === 'succeeded' ? invoice : undefined };
+    return { status, body };
   }
 
   private accessible(actor: Actor, invoice: Invoice | null, invoiceId: string): Invoice {
@@ -203,23 +203,6 @@ export class InvoicesService {
       });
     }
     throw new NotFoundException('invoice not found');
-  }
-
-  private async announcePaid(invoice: Invoice): Promise<void> {
-    try {
-      await this.messages.publish('billing.invoice.paid', {
-        invoiceId: invoice.id,
-        orderId: invoice.orderId,
-        customerId: invoice.customerId,
-        paidAt: (invoice.paidAt ?? new Date()).toISOString(),
-      });
-    } catch (error) {
-      this.logger.error({
-        msg: 'event not published',
-        type: 'billing.invoice.paid',
-        error: String(error),
-      });
-    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { Controller, ForbiddenException } from '@nestjs/common';
+import { Controller, ForbiddenException, Inject } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 
 import { SecurityEvents } from '@portcullis/audit';
@@ -7,7 +7,7 @@ import type {
   VoidInvoiceReply,
   VoidInvoiceRequest,
 } from '@portcullis/contracts';
-import type { VerifiedMessage } from '@portcullis/messaging';
+import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { InvoicesService } from './invoices.service';
@@ -21,12 +21,13 @@ export class OrderEventsHandler {
   constructor(
     private readonly invoices: InvoicesService,
     private readonly events: SecurityEvents,
+    @Inject(Inbox) private readonly inbox: Inbox,
   ) {}
 
   @EventPattern('orders.created')
   async onOrderCreated(@Payload() message: VerifiedMessage<OrderCreatedEvent>): Promise<void> {
     if (!this.actsFor(message, message.payload.customerId, false)) return;
-    await this.invoices.openFor(message.payload);
+    await this.inbox.once(message, (tx) => this.invoices.openFor(tx, message.payload));
   }
 
   @MessagePattern('billing.invoice.void')

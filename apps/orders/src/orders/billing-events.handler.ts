@@ -1,9 +1,9 @@
-import { Controller } from '@nestjs/common';
+import { Controller, Inject } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { InvoicePaidEvent } from '@portcullis/contracts';
-import type { VerifiedMessage } from '@portcullis/messaging';
+import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { OrdersService } from './orders.service';
@@ -14,6 +14,7 @@ export class BillingEventsHandler {
   constructor(
     private readonly orders: OrdersService,
     private readonly events: SecurityEvents,
+    @Inject(Inbox) private readonly inbox: Inbox,
   ) {}
 
   @EventPattern('billing.invoice.paid')
@@ -30,6 +31,6 @@ export class BillingEventsHandler {
       });
       return;
     }
-    await this.orders.markPaid(orderId, customerId);
+    await this.inbox.once(message, (tx) => this.orders.markPaid(tx, orderId, customerId));
   }
 }

@@ -10,12 +10,11 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, In } from 'typeorm';
+import { DataSource, type EntityManager, In } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
-import type { EventType, PayloadOf } from '@portcullis/contracts';
 import type { Actor } from '@portcullis/core';
-import { MessageClient, MessageRequestError } from '@portcullis/messaging';
+import { MessageClient, MessageRequestError, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Product } from '../catalogue/product.entity';
@@ -33,6 +32,7 @@ export class OrdersService {
   constructor(
     @InjectDataSource('orders') private readonly db: DataSource,
     @Inject(MessageClient) private readonly messages: MessageClient,
+    @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
   ) {}
 
@@ -52,6 +52,12 @@ export class OrdersService {
       await this.db.transaction(async (tx) => {
         await tx.insert(Order, { ...order, lines: undefined });
         await tx.insert(OrderLine, order.lines);
+        await this.outbox.enqueue(tx, 'orders.created', {
+          orderId: order.id,
+          customerId: order.customerId,
+          totalCents: order.totalCents,
+          currency: order.currency,
+        });
       });
     } catch (error) {
       if (idempotencyKey && isUniqueViolation(error)) {
@@ -61,12 +67,6 @@ export class OrdersService {
       throw error;
     }
 
-    await this.announce('orders.created', {
-      orderId: order.id,
-      customerId: order.customerId,
-      totalCents: order.totalCents,
-      currency: order.currency,
-    });
     return view(order);
   }
 
@@ -97,20 +97,28 @@ export class OrdersService {
     const outcome = await this.voidInvoice(order);
     if (outcome === 'paid') throw new ConflictException('order is already paid');
 
-    const result = await this.db
-      .getRepository(Order)
-      .update({ id: order.id, status: 'pending_payment' }, { status: 'cancelled' });
-    if (!result.affected) return this.get(actor, orderId);
-
-    await this.announce('orders.cancelled', { orderId: order.id, customerId: order.customerId });
+    await this.db.transaction(async (tx) => {
+      const result = await tx.update(
+        Order,
+        { id: order.id, status: 'pending_payment' },
+        { status: 'cancelled' },
+      );
+      if (!result.affected) return;
+      await this.outbox.enqueue(tx, 'orders.cancelled', {
+        orderId: order.id,
+        customerId: order.customerId,
+      });
+    });
     return this.get(actor, orderId);
   }
 
-  /** Applies `billing.invoice.paid`: idempotent, and only for the customer the order belongs to. */
-  async markPaid(orderId: string, customerId: string): Promise<void> {
-    const result = await this.db
-      .getRepository(Order)
-      .update({ id: orderId, customerId, status: 'pending_payment' }, { status: 'paid' });
+  /** Applies `billing.invoice.paid` inside the inbox transaction, for the order's customer only. */
+  async markPaid(tx: EntityManager, orderId: string, customerId: string): Promise<void> {
+    const result = await tx.update(
+      Order,
+      { id: orderId, customerId, status: 'pending_payment' },
+      { status: 'paid' },
+    );
     if (!result.affected) {
       this.logger.warn({ msg: 'invoice paid for an order not awaiting payment', orderId });
     }
@@ -214,14 +222,6 @@ export class OrdersService {
         throw new ServiceUnavailableException('billing is unavailable; try again shortly');
       }
       throw error;
-    }
-  }
-
-  private async announce<T extends EventType>(type: T, payload: PayloadOf<T>): Promise<void> {
-    try {
-      await this.messages.publish(type, payload);
-    } catch (error) {
-      this.logger.error({ msg: 'event not published', type, error: String(error) });
     }
   }
 }

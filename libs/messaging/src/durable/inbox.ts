@@ -1,0 +1,45 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+import type { SecurityEvents } from '@portcullis/audit';
+import type { ServiceName } from '@portcullis/core';
+
+import type { VerifiedMessage } from '../envelope';
+
+/**
+ * Applies each message at most once: its id is recorded in the service's inbox in the same
+ * transaction as its effect. A redelivery, or a captured message replayed a week later,
+ * finds the id and changes nothing; it is recorded as a refused replay.
+ */
+export class Inbox {
+  constructor(
+    private readonly service: ServiceName,
+    private readonly db: DataSource,
+    private readonly events: SecurityEvents,
+  ) {}
+
+  /** Runs `effect` in a transaction unless the message was applied before; true if it ran. */
+  async once(
+    message: VerifiedMessage,
+    effect: (tx: EntityManager) => Promise<void>,
+  ): Promise<boolean> {
+    const applied = await this.db.transaction(async (tx) => {
+      const inserted = await tx.query<Array<{ message_id: string }>>(
+        `INSERT INTO "${this.service}".inbox (message_id, type, sender) VALUES ($1, $2, $3)
+         ON CONFLICT (message_id) DO NOTHING RETURNING message_id`,
+        [message.id, message.type, message.sender],
+      );
+      if (inserted.length === 0) return false;
+      await effect(tx);
+      return true;
+    });
+    if (!applied) {
+      this.events.record({
+        type: 'message.refused',
+        outcome: 'denied',
+        reason: 'replayed',
+        details: { messageType: message.type, sender: message.sender, messageId: message.id },
+      });
+    }
+    return applied;
+  }
+}

@@ -1,0 +1,144 @@
+import { Logger } from '@nestjs/common';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+import {
+  DURABLE_EVENT_TTL_MS,
+  type EventConsumer,
+  type EventStream,
+  MAX_DELIVERIES,
+  REDELIVERY_BACKOFF_MS,
+} from './event-stream';
+
+export const EVENTS_STREAM = 'PORTCULLIS_EVENTS';
+export const DEAD_LETTER_STREAM = 'PORTCULLIS_DLQ';
+
+const nanos = (ms: number): number => ms * 1_000_000;
+const backoffAfter = (attempt: number): number =>
+  REDELIVERY_BACKOFF_MS[attempt - 1] ?? REDELIVERY_BACKOFF_MS[REDELIVERY_BACKOFF_MS.length - 1];
+
+/** Subject of a durable event on the bus. */
+export const eventSubject = (type: string): string => `evt.${type}`;
+export const deadLetterSubject = (type: string): string => `dlq.${type}`;
+
+/**
+ * Durable events on NATS JetStream: published with the message id as `Nats-Msg-Id` (the
+ * stream drops a repeat inside its duplicate window), consumed by durable pull consumers
+ * with explicit acks and bounded, growing redelivery; exhausted events go to a dead-letter
+ * stream.
+ */
+export class JetStreamEventStream implements EventStream {
+  private readonly logger = new Logger(JetStreamEventStream.name);
+  private readonly js: JetStreamClient;
+  private ready?: Promise<JetStreamManager>;
+  private readonly stops: Array<() => void> = [];
+
+  constructor(private readonly connection: NatsConnection) {
+    this.js = jetstream(connection);
+  }
+
+  async publish(type: string, messageId: string, data: Uint8Array): Promise<void> {
+    await this.streams();
+    await this.js.publish(eventSubject(type), data, { msgID: messageId, timeout: 5000 });
+  }
+
+  async consume(
+    type: string,
+    group: string,
+    consumer: EventConsumer,
+    mode: 'shared' | 'broadcast',
+  ): Promise<void> {
+    const manager = await this.streams();
+    const name = `${group}_${type}`.replace(/[^A-Za-z0-9_-]/g, '_');
+    const delivery = {
+      filter_subject: eventSubject(type),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(30_000),
+      max_deliver: MAX_DELIVERIES,
+      backoff: REDELIVERY_BACKOFF_MS.map(nanos),
+    };
+    await manager.consumers.add(
+      EVENTS_STREAM,
+      mode === 'shared'
+        ? { ...delivery, durable_name: name, deliver_policy: DeliverPolicy.All }
+        : // This process's own consumer: only events from now on, removed once it is gone.
+          {
+            ...delivery,
+            name,
+            deliver_policy: DeliverPolicy.New,
+            inactive_threshold: nanos(60_000),
+          },
+    );
+    const source = await this.js.consumers.get(EVENTS_STREAM, name);
+    const messages = await source.consume({ max_messages: 64 });
+    this.stops.push(() => void messages.close());
+    void (async () => {
+      for await (const message of messages) {
+        const attempt = message.info.deliveryCount;
+        const isLastAttempt = attempt >= MAX_DELIVERIES;
+        let outcome;
+        try {
+          outcome = await consumer({ data: message.data, attempt, isLastAttempt });
+        } catch {
+          outcome = 'retry' as const;
+        }
+        if (outcome === 'retry' && !isLastAttempt) message.nak(backoffAfter(attempt));
+        else if (outcome === 'retry' || outcome === 'reject') message.term(outcome);
+        else message.ack();
+      }
+    })().catch((error: unknown) => {
+      this.logger.error({ msg: 'event consumer stopped', type, error: String(error) });
+    });
+  }
+
+  async deadLetter(type: string, data: Uint8Array, reason: string): Promise<void> {
+    await this.streams();
+    await this.js.publish(deadLetterSubject(type), data, { timeout: 5000 });
+    this.logger.error({ msg: 'event dead-lettered', type, reason });
+  }
+
+  close(): Promise<void> {
+    for (const stop of this.stops.splice(0)) stop();
+    return Promise.resolve();
+  }
+
+  /** Creates the streams once per connection; a second instance finds them in place. */
+  private streams(): Promise<JetStreamManager> {
+    this.ready ??= (async () => {
+      const manager = await jetstreamManager(this.connection);
+      await ensureStream(manager, EVENTS_STREAM, 'evt.>', DURABLE_EVENT_TTL_MS);
+      await ensureStream(manager, DEAD_LETTER_STREAM, 'dlq.>', 4 * DURABLE_EVENT_TTL_MS);
+      return manager;
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+}
+
+async function ensureStream(
+  manager: JetStreamManager,
+  name: string,
+  subject: string,
+  maxAgeMs: number,
+): Promise<void> {
+  const config = {
+    subjects: [subject],
+    max_age: nanos(maxAgeMs),
+    duplicate_window: nanos(2 * 60_000),
+  };
+  try {
+    await manager.streams.info(name);
+    await manager.streams.update(name, config);
+  } catch {
+    await manager.streams.add({ name, ...config });
+  }
+}
