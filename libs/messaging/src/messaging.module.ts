@@ -19,6 +19,7 @@ import {
   SECRET_FILES,
   type ServiceName,
   TRANSPORT_SERVER,
+  natsTransportSecurity,
 } from '@portcullis/core';
 import type { SecretFiles } from '@portcullis/crypto';
 
@@ -40,6 +41,8 @@ function natsConnectionOptions(config: AppConfig, name: string): Record<string, 
     name: `portcullis-${name}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // TLS with this process's client certificate, and inboxes that only its NATS user reads.
+    ...natsTransportSecurity(config.natsTls),
   };
 }
 
