@@ -34,7 +34,15 @@ const appBoundaries = APPS.map((app) => ({
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**', 'secrets/**', '.e2e/**'],
+    ignores: [
+      'dist/**',
+      'dist-bench/**',
+      'node_modules/**',
+      'coverage/**',
+      'data/**',
+      'secrets/**',
+      '.e2e/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -72,7 +80,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.spec.ts', 'test/**/*.ts', 'bench/**/*.ts', 'jest/**'],
+    files: ['**/*.spec.ts', 'test/**/*.ts', 'bench/**', 'jest/**'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
@@ -92,6 +100,8 @@ export default tseslint.config(
         console: 'readonly',
         fetch: 'readonly',
         AbortSignal: 'readonly',
+        performance: 'readonly',
+        setTimeout: 'readonly',
       },
     },
   },

@@ -121,8 +121,9 @@ export class AccessGuard implements CanActivate {
   /** The actor of the request's token: from the cache, or verified in full and then cached. */
   private async authenticate(context: ExecutionContext, request: GuardedRequest): Promise<Actor> {
     const token = extractAccessToken(request);
-    if (token) {
-      const cached = this.tokens.get(token);
+    const key = token ? VerifiedTokenCache.keyOf(token) : undefined;
+    if (key !== undefined) {
+      const cached = this.tokens.getByKey(key);
       if (cached) {
         request.user = cached;
         return cached;
@@ -134,7 +135,9 @@ export class AccessGuard implements CanActivate {
     const actor = request.user;
     if (!actor) throw new UnauthorizedException('a valid bearer access token is required');
     const expiresAt = request[ACCESS_TOKEN_EXPIRY];
-    if (token && expiresAt !== undefined) this.tokens.set(token, actor, expiresAt, stamp);
+    if (key !== undefined && expiresAt !== undefined) {
+      this.tokens.setByKey(key, actor, expiresAt, stamp);
+    }
     return actor;
   }
 

@@ -7,7 +7,6 @@ import {
   ThrottlerGuard,
   type ThrottlerLimitDetail,
   type ThrottlerModuleOptions,
-  type ThrottlerRequest,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -39,14 +38,14 @@ abstract class RateLimitGuard extends ThrottlerGuard {
     super(options, storage, reflector);
   }
 
-  override canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http') return Promise.resolve(true);
-    return super.canActivate(context);
+  /** Keeps only this guard's own budget, so each request walks one throttler per guard. */
+  override async onModuleInit(): Promise<void> {
+    await super.onModuleInit();
+    this.throttlers = this.throttlers.filter((throttler) => throttler.name === this.budget);
   }
 
-  protected override handleRequest(request: ThrottlerRequest): Promise<boolean> {
-    if (request.throttler.name !== this.budget) return Promise.resolve(true);
-    return super.handleRequest(request);
+  protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
+    return Promise.resolve(context.getType() !== 'http');
   }
 
   protected override generateKey(
@@ -93,10 +92,10 @@ export class ActorRateLimitGuard extends RateLimitGuard {
     return Promise.resolve((request.user as Actor | undefined)?.id ?? '');
   }
 
-  protected override handleRequest(request: ThrottlerRequest): Promise<boolean> {
-    const user = request.context.switchToHttp().getRequest<{ user?: Actor }>().user;
-    if (user === undefined) return Promise.resolve(true);
-    return super.handleRequest(request);
+  protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return Promise.resolve(true);
+    const user = context.switchToHttp().getRequest<{ user?: Actor }>().user;
+    return Promise.resolve(user === undefined);
   }
 }
 

@@ -7,6 +7,8 @@ interface Entry {
   readonly actor: Actor;
   /** Milliseconds since the epoch after which the entry is never returned. */
   readonly expiresAt: number;
+  /** Set by a hit; an entry used since it was last passed over gets a second chance. */
+  used: boolean;
 }
 
 /**
@@ -15,9 +17,12 @@ interface Entry {
  * (the token itself is never kept), bounded in number (least recently used goes first), never
  * returned past the token's own expiry, and dropped at once by {@link evictSession} and
  * {@link evictUser} when a session or user is revoked.
+ *
+ * When full, it drops the least recently used entry by the second-chance (clock) rule: a hit
+ * only sets a flag, so that it costs one hash and one map lookup.
  */
 export class VerifiedTokenCache {
-  /** Insertion order is recency order: a hit moves its entry to the end. */
+  /** Oldest first; an entry that was used is moved to the end instead of being dropped. */
   private readonly entries = new Map<string, Entry>();
   private readonly bySession = new Map<string, Set<string>>();
   private readonly byUser = new Map<string, Set<string>>();
@@ -40,16 +45,18 @@ export class VerifiedTokenCache {
 
   /** The actor of a token verified earlier and still valid, or undefined. */
   get(token: string): Actor | undefined {
-    if (this.capacity === 0) return undefined;
-    const key = VerifiedTokenCache.keyOf(token);
+    return this.capacity === 0 ? undefined : this.getByKey(VerifiedTokenCache.keyOf(token));
+  }
+
+  /** {@link get} for a token whose {@link keyOf} the caller has already computed. */
+  getByKey(key: string): Actor | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= this.now()) {
       this.remove(entry);
       return undefined;
     }
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    entry.used = true;
     return entry.actor;
   }
 
@@ -67,18 +74,19 @@ export class VerifiedTokenCache {
    * for a token that has expired, or when an eviction happened since `stamp` was taken.
    */
   set(token: string, actor: Actor, expiresAtSeconds: number, stamp: number): void {
+    if (this.capacity === 0) return;
+    this.setByKey(VerifiedTokenCache.keyOf(token), actor, expiresAtSeconds, stamp);
+  }
+
+  /** {@link set} for a token whose {@link keyOf} the caller has already computed. */
+  setByKey(key: string, actor: Actor, expiresAtSeconds: number, stamp: number): void {
     if (this.capacity === 0 || stamp !== this.evictions) return;
     const expiresAt = expiresAtSeconds * 1000;
     if (!Number.isFinite(expiresAt) || expiresAt <= this.now()) return;
-    const key = VerifiedTokenCache.keyOf(token);
     const existing = this.entries.get(key);
     if (existing) this.remove(existing);
-    while (this.entries.size >= this.capacity) {
-      const oldest = this.entries.values().next().value;
-      if (oldest === undefined) break;
-      this.remove(oldest);
-    }
-    this.entries.set(key, { key, actor, expiresAt });
+    while (this.entries.size >= this.capacity) this.dropLeastRecentlyUsed();
+    this.entries.set(key, { key, actor, expiresAt, used: false });
     if (actor.sessionId !== undefined) index(this.bySession, actor.sessionId, key);
     index(this.byUser, actor.id, key);
   }
@@ -109,6 +117,18 @@ export class VerifiedTokenCache {
     this.entries.clear();
     this.bySession.clear();
     this.byUser.clear();
+  }
+
+  private dropLeastRecentlyUsed(): void {
+    for (const entry of this.entries.values()) {
+      if (!entry.used || entry.expiresAt <= this.now()) {
+        this.remove(entry);
+        return;
+      }
+      entry.used = false;
+      this.entries.delete(entry.key);
+      this.entries.set(entry.key, entry);
+    }
   }
 
   private evictAll(keys: Set<string> | undefined): number {

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsOptional, IsString, IsUUID, Matches, ValidateNested } from 'class-validator';
+import { IsObject, IsOptional, IsString, IsUUID, Matches, ValidateNested } from 'class-validator';
 
 import { INVOICE_STATUSES, type InvoiceStatus } from './invoice.entity';
 
@@ -23,6 +23,7 @@ export class PaymentMethodDto {
 
 export class PayInvoiceDto {
   @ApiProperty({ type: PaymentMethodDto })
+  @IsObject()
   @ValidateNested()
   @Type(() => PaymentMethodDto)
   paymentMethod!: PaymentMethodDto;

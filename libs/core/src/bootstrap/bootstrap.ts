@@ -160,16 +160,21 @@ function installRequestContext(fastify: FastifyInstance): void {
 }
 
 /**
- * JSON bodies go through {@link parseJsonBody}: depth-limited, no prototype keys. Form bodies,
- * which Nest would otherwise parse, are refused with 415: the API speaks JSON only.
+ * JSON bodies go through {@link parseJsonBody}: depth-limited, no prototype keys. Form and
+ * text bodies, which Fastify and Nest would otherwise parse, are refused with 415: the API
+ * speaks JSON only.
  */
 function installJsonBodyParser(app: NestFastifyApplication): void {
-  app.useBodyParser<Server>('application/x-www-form-urlencoded', {}, (_request, _body, done) => {
-    done(
-      Object.assign(new Error('form bodies are not accepted'), UNSUPPORTED_MEDIA_TYPE),
-      undefined,
-    );
-  });
+  app.useBodyParser<Server>(
+    ['application/x-www-form-urlencoded', 'text/plain'],
+    {},
+    (_request, _body, done) => {
+      done(
+        Object.assign(new Error('only JSON bodies are accepted'), UNSUPPORTED_MEDIA_TYPE),
+        undefined,
+      );
+    },
+  );
   app.useBodyParser<Server>(
     'application/json',
     { bodyLimit: BODY_LIMIT_BYTES },

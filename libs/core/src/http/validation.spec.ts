@@ -96,6 +96,18 @@ describe(createValidationPipe.name, () => {
     });
   });
 
+  describe('with very many bad values', () => {
+    it('sends back the first 20 messages and how many more there were', async () => {
+      const messages = await messagesFor(pipe, {
+        items: Array.from({ length: 30 }, () => ({ sku: 7, quantity: 1 })),
+      });
+
+      expect(messages).toHaveLength(21);
+      expect(messages[0]).toBe('items.0.sku must be a string');
+      expect(messages[20]).toBe('and 10 more problems');
+    });
+  });
+
   describe('with a body that is not an object', () => {
     it.each([[[]], ['items'], [null]])('refuses %p', async (body) => {
       await expect(pipe.transform(body, { type: 'body', metatype: OrderDto })).rejects.toThrow(

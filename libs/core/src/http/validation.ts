@@ -14,8 +14,18 @@ export function createValidationPipe(): ValidationPipe {
     transformOptions: { enableImplicitConversion: false },
     validationError: { target: false, value: false },
     stopAtFirstError: false,
-    exceptionFactory: (errors) => new BadRequestException(flattenValidationErrors(errors)),
+    exceptionFactory: (errors) =>
+      new BadRequestException(capMessages(flattenValidationErrors(errors))),
   });
+}
+
+/** Most validation messages sent back at once, so a huge bad body cannot amplify its answer. */
+export const MAX_VALIDATION_MESSAGES = 20;
+
+function capMessages(messages: string[]): string[] {
+  if (messages.length <= MAX_VALIDATION_MESSAGES) return messages;
+  const shown = messages.slice(0, MAX_VALIDATION_MESSAGES);
+  return [...shown, `and ${messages.length - shown.length} more problems`];
 }
 
 /** Turns class-validator's tree into messages that start with the field path. */
