@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+
+import { type NatsConnection, connect } from '@nats-io/transport-node';
+
+import type { SecurityEvent, SecurityEvents } from '@portcullis/audit';
+import type { Actor, ServiceName } from '@portcullis/core';
+import { SecretFiles } from '@portcullis/crypto';
+import { EnvelopeCodec, KeyRing } from '@portcullis/messaging';
+
+import type { Deployment } from './deployment';
+
+/**
+ * Speaks on a deployment's NATS bus as one of its services would: messages sealed with that
+ * service's own key from the deployment's SECRETS_DIR, so receivers verify them like any other.
+ * It stands for a service whose code trusts a payload it should not, or that was compromised.
+ */
+export class ServiceImpersonator {
+  private constructor(
+    private readonly nats: NatsConnection,
+    private readonly codec: EnvelopeCodec,
+  ) {}
+
+  static async connect(deployment: Deployment): Promise<ServiceImpersonator> {
+    if (!deployment.natsUrl) throw new Error(`the ${deployment.shape} shape has no NATS bus`);
+    const services: ServiceName[] = ['auth', 'orders', 'billing'];
+    const ring = KeyRing.load(new SecretFiles(deployment.secretsDir), services);
+    const events = { record: (_event: SecurityEvent) => undefined } as SecurityEvents;
+    const codec = new EnvelopeCodec(ring, 60_000, events);
+    const nats = await connect({ servers: deployment.natsUrl, name: 'portcullis-e2e' });
+    return new ServiceImpersonator(nats, codec);
+  }
+
+  /** Publishes an event signed by `sender`, acting for `actor`. */
+  async publish(sender: ServiceName, type: string, payload: object, actor?: Actor): Promise<void> {
+    const wire = this.codec.seal(sender, 'event', type, payload, {
+      correlationId: `e2e-${randomUUID()}`,
+      actor,
+    });
+    this.nats.publish(type, wire);
+    await this.nats.flush();
+  }
+
+  /** Sends a request signed by `sender`; resolves once any answer (or none) came back. */
+  async request(sender: ServiceName, type: string, payload: object, actor?: Actor): Promise<void> {
+    const wire = this.codec.seal(sender, 'request', type, payload, {
+      rid: randomUUID(),
+      correlationId: `e2e-${randomUUID()}`,
+      actor,
+    });
+    await this.nats.request(type, wire, { timeout: 3000 }).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.nats.close();
+  }
+}
