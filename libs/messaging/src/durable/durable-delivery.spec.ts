@@ -1,0 +1,161 @@
+import { describe, expect, it } from '@jest/globals';
+import type { DataSource } from 'typeorm';
+
+import { SecurityEvents } from '@portcullis/audit';
+import {
+  buildDataSourceOptions,
+  closeEmbeddedDatabases,
+  loadConfig,
+  openServiceDataSource,
+} from '@portcullis/core';
+
+import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { VerifiedMessage } from '../envelope';
+import { MAX_DELIVERIES } from './event-stream';
+import { InboxRecord } from './inbox-record.entity';
+import { Inbox } from './inbox';
+import { InProcessEventStream } from './in-process-event-stream';
+import { messagingTablesMigration } from './messaging-tables.migration';
+import { Outbox } from './outbox';
+import { OutboxRecord } from './outbox-record.entity';
+
+class RecordingEvents extends SecurityEvents {
+  readonly recorded: string[] = [];
+  override record(event: { reason?: string }): void {
+    this.recorded.push(event.reason ?? '');
+  }
+}
+
+const message = (id: string): VerifiedMessage =>
+  new VerifiedMessage(id, 'event', 'orders.created', 'orders', Date.now(), 'corr-1', undefined, {});
+
+describe(InProcessEventStream.name, () => {
+  it('delivers to every group and resolves once each has applied the event', async () => {
+    const stream = new InProcessEventStream([1]);
+    const applied: string[] = [];
+    await stream.consume('orders.created', 'billing', () => {
+      applied.push('billing');
+      return Promise.resolve('done');
+    });
+    await stream.consume('orders.created', 'audit', () => {
+      applied.push('audit');
+      return Promise.resolve('done');
+    });
+
+    await stream.publish('orders.created', 'id-1', new Uint8Array([1]));
+
+    expect(applied.sort()).toEqual(['audit', 'billing']);
+  });
+
+  it('redelivers a failing event until it succeeds, telling the consumer the attempt', async () => {
+    const stream = new InProcessEventStream([1]);
+    const attempts: number[] = [];
+    await stream.consume('orders.created', 'billing', ({ attempt }) => {
+      attempts.push(attempt);
+      return Promise.resolve(attempt < 3 ? 'retry' : 'done');
+    });
+
+    await stream.publish('orders.created', 'id-1', new Uint8Array([1]));
+
+    expect(attempts).toEqual([1, 2, 3]);
+  });
+
+  it(`stops after ${MAX_DELIVERIES} deliveries, the last one marked as such`, async () => {
+    const stream = new InProcessEventStream([1]);
+    const last: boolean[] = [];
+    await stream.consume('orders.created', 'billing', ({ isLastAttempt }) => {
+      last.push(isLastAttempt);
+      return Promise.reject(new Error('handler keeps failing'));
+    });
+
+    await stream.publish('orders.created', 'id-1', new Uint8Array([1]));
+
+    expect(last).toEqual([false, false, false, false, true]);
+  });
+});
+
+describe('the outbox and the inbox on a real database', () => {
+  let directory: string;
+  let db: DataSource;
+  let events: RecordingEvents;
+
+  beforeAll(async () => {
+    directory = createTempDir('durable');
+    const config = loadConfig({ DATA_DIR: directory });
+    db = await openServiceDataSource(
+      buildDataSourceOptions(config, {
+        service: 'billing',
+        entities: [OutboxRecord, InboxRecord],
+        migrations: [messagingTablesMigration('billing')],
+      }),
+    );
+    events = new RecordingEvents();
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.destroy();
+    await closeEmbeddedDatabases();
+    removeTempDir(directory);
+  });
+
+  it('applies a message once, however often it arrives, and records each repeat', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e01';
+    let effects = 0;
+    const effect = (): Promise<void> => {
+      effects += 1;
+      return Promise.resolve();
+    };
+
+    expect(await inbox.once(message(id), effect)).toBe(true);
+    expect(await inbox.once(message(id), effect)).toBe(false);
+    expect(await inbox.once(message(id), effect)).toBe(false);
+
+    expect(effects).toBe(1);
+    expect(events.recorded).toEqual(['replayed', 'replayed']);
+  });
+
+  it('forgets a message whose effect failed, so its redelivery is applied', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e02';
+
+    await expect(inbox.once(message(id), () => Promise.reject(new Error('boom')))).rejects.toThrow(
+      'boom',
+    );
+    expect(await inbox.once(message(id), () => Promise.resolve())).toBe(true);
+  });
+
+  it('keeps an event only if its transaction commits', async () => {
+    const outbox = new Outbox('billing');
+    const paid = {
+      invoiceId: '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e03',
+      orderId: '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e04',
+      customerId: '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e05',
+      paidAt: new Date().toISOString(),
+    };
+
+    await db.transaction((tx) => outbox.enqueue(tx, 'billing.invoice.paid', paid));
+    await expect(
+      db.transaction(async (tx) => {
+        await outbox.enqueue(tx, 'billing.invoice.paid', paid);
+        throw new Error('the change failed');
+      }),
+    ).rejects.toThrow('the change failed');
+
+    expect(await db.getRepository(OutboxRecord).count()).toBe(1);
+  });
+
+  it('refuses to record an event this service may not publish', async () => {
+    const outbox = new Outbox('billing');
+    await expect(
+      db.transaction((tx) =>
+        outbox.enqueue(tx, 'orders.created', {
+          orderId: '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e06',
+          customerId: '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e07',
+          totalCents: 100,
+          currency: 'EUR',
+        }),
+      ),
+    ).rejects.toThrow('billing may not publish orders.created');
+  });
+});
