@@ -1,14 +1,18 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 
-import { SecretFiles } from '@portcullis/crypto';
+import { openSecrets } from '@portcullis/crypto';
 
 import type { AppConfig } from '../config/app-config';
 import type { ServiceName } from '../config/service-name';
-import { APP_CONFIG, HOSTED_SERVICES, SECRET_FILES } from '../config/tokens';
+import { APP_CONFIG, HOSTED_SERVICES, SECRETS, SECRET_FILES } from '../config/tokens';
+import { secretSourceOptions } from '../encryption/secret-options';
 import { HealthController } from '../health/health.controller';
 import { HealthRegistry } from '../health/health.registry';
 
-/** Process-wide providers: the validated configuration, the hosted services and health. */
+/**
+ * Process-wide providers: the validated configuration, the hosted services, their secrets and
+ * health.
+ */
 @Global()
 @Module({})
 export class CoreModule {
@@ -19,10 +23,11 @@ export class CoreModule {
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: HOSTED_SERVICES, useValue: services },
-        { provide: SECRET_FILES, useValue: new SecretFiles(config.secretsDir) },
+        { provide: SECRETS, useFactory: () => openSecrets(secretSourceOptions(config)) },
+        { provide: SECRET_FILES, useExisting: SECRETS },
         HealthRegistry,
       ],
-      exports: [APP_CONFIG, HOSTED_SERVICES, SECRET_FILES, HealthRegistry],
+      exports: [APP_CONFIG, HOSTED_SERVICES, SECRETS, SECRET_FILES, HealthRegistry],
     };
   }
 }

@@ -279,4 +279,59 @@ describe(loadConfig.name, () => {
       ).toEqual(['DATABASE_CA_FILE needs DATABASE_SSL=verify-full']);
     });
   });
+
+  describe('secrets and keys', () => {
+    it('reloads keys every 30 seconds and uses neither environment secrets nor Vault by default', () => {
+      expect(loadConfig({})).toMatchObject({
+        keyReloadSeconds: 30,
+        environmentSecrets: {},
+        vault: undefined,
+      });
+    });
+
+    it('collects PORTCULLIS_SECRET_* variables outside production', () => {
+      const config = loadConfig({
+        PORTCULLIS_SECRET_DATA_KEYS_JSON: '{"current":1}',
+        PORTCULLIS_SECRETS_DIR: 'not a secret variable',
+      });
+
+      expect(config.environmentSecrets).toEqual({
+        PORTCULLIS_SECRET_DATA_KEYS_JSON: '{"current":1}',
+      });
+    });
+
+    it('refuses them in production without echoing them', () => {
+      const problems = problemsOf({
+        NODE_ENV: 'production',
+        PORTCULLIS_SECRET_DATA_KEYS_JSON: 'very-secret-value',
+      });
+
+      expect(problems).toEqual([
+        'PORTCULLIS_SECRET_* variables are for development; in production give secrets as ' +
+          'files in SECRETS_DIR or through Vault',
+      ]);
+      expect(problems.join()).not.toContain('very-secret-value');
+    });
+
+    it('reads Vault settings, with the default mounts and key', () => {
+      expect(
+        loadConfig({ VAULT_ADDR: 'https://vault.internal:8200', VAULT_TOKEN: 'hvs.x' }).vault,
+      ).toEqual({
+        address: 'https://vault.internal:8200',
+        token: 'hvs.x',
+        tokenFile: undefined,
+        namespace: undefined,
+        kvMount: 'secret',
+        kvPrefix: 'portcullis',
+        transitMount: 'transit',
+        transitKey: 'portcullis-data',
+      });
+    });
+
+    it('needs a Vault token or token file with VAULT_ADDR', () => {
+      expect(problemsOf({ VAULT_ADDR: 'https://vault.internal:8200' })).toEqual([
+        'VAULT_ADDR needs VAULT_TOKEN or VAULT_TOKEN_FILE',
+      ]);
+    });
+  });
 });

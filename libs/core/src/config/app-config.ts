@@ -58,6 +58,28 @@ export interface AppConfig {
   readonly rateLimitPerUser: number;
   /** Verified access tokens remembered per process; 0 turns the cache off. */
   readonly tokenCacheSize: number;
+  /** How often data and blind-index keys are reloaded from their source, in seconds. */
+  readonly keyReloadSeconds: number;
+  /**
+   * Secrets given as `PORTCULLIS_SECRET_<NAME>` variables (development only), by variable
+   * name. Never logged.
+   */
+  readonly environmentSecrets: Readonly<Record<string, string>>;
+  /** HashiCorp Vault, when `VAULT_ADDR` is set: KV for secrets, transit for data keys. */
+  readonly vault?: VaultConfig;
+}
+
+/** Where Vault is and which of its engines Portcullis uses. */
+export interface VaultConfig {
+  readonly address: string;
+  /** `VAULT_TOKEN`; otherwise the token is read from `tokenFile` at start-up. */
+  readonly token?: string;
+  readonly tokenFile?: string;
+  readonly namespace?: string;
+  readonly kvMount: string;
+  readonly kvPrefix: string;
+  readonly transitMount: string;
+  readonly transitKey: string;
 }
 
 /** Failed-login limits: growing delays after `freeFailures`, lockout at twice that. */
@@ -175,6 +197,46 @@ class EnvReader {
 
 const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
 
+const ENVIRONMENT_SECRET_PREFIX = 'PORTCULLIS_SECRET_';
+
+/** `PORTCULLIS_SECRET_*` variables; refused in production, where secrets come from files or Vault. */
+function environmentSecrets(env: Env, read: EnvReader, nodeEnv: string): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith(ENVIRONMENT_SECRET_PREFIX) && value !== undefined && value !== '') {
+      secrets[name] = value;
+    }
+  }
+  if (nodeEnv === 'production' && Object.keys(secrets).length > 0) {
+    read.problems.push(
+      `${ENVIRONMENT_SECRET_PREFIX}* variables are for development; in production give secrets ` +
+        'as files in SECRETS_DIR or through Vault',
+    );
+    return {};
+  }
+  return secrets;
+}
+
+function vaultConfig(read: EnvReader): VaultConfig | undefined {
+  const address = read.url('VAULT_ADDR', ['http:', 'https:']);
+  if (address === undefined) return undefined;
+  const token = read.string('VAULT_TOKEN');
+  const tokenFile = read.string('VAULT_TOKEN_FILE');
+  if (token === undefined && tokenFile === undefined) {
+    read.problems.push('VAULT_ADDR needs VAULT_TOKEN or VAULT_TOKEN_FILE');
+  }
+  return {
+    address,
+    token,
+    tokenFile: tokenFile === undefined ? undefined : resolve(tokenFile),
+    namespace: read.string('VAULT_NAMESPACE'),
+    kvMount: read.string('VAULT_KV_MOUNT') ?? 'secret',
+    kvPrefix: read.string('VAULT_KV_PREFIX') ?? 'portcullis',
+    transitMount: read.string('VAULT_TRANSIT_MOUNT') ?? 'transit',
+    transitKey: read.string('VAULT_TRANSIT_KEY') ?? 'portcullis-data',
+  };
+}
+
 /**
  * TLS parameters that `pg` reads from a connection URL. They would silently override
  * `DATABASE_SSL` (`sslmode=disable` turns TLS off), so the URL may not carry them.
@@ -281,6 +343,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitPerIp: read.integer('RATE_LIMIT_PER_IP', 600, 1, 100_000_000),
     rateLimitPerUser: read.integer('RATE_LIMIT_PER_USER', 300, 1, 100_000_000),
     tokenCacheSize: read.integer('TOKEN_CACHE_SIZE', 10_000, 0, 1_000_000),
+    keyReloadSeconds: read.integer('KEY_RELOAD_SECONDS', 30, 1, 3600),
+    environmentSecrets: environmentSecrets(env, read, nodeEnv),
+    vault: vaultConfig(read),
   };
 
   read.problems.push(

@@ -4,6 +4,9 @@ import type { DataSourceOptions } from 'typeorm';
 
 import type { AppConfig } from '../config/app-config';
 import type { ServiceName } from '../config/service-name';
+import type { FieldEncryption } from '../encryption/field-encryption';
+import { sealedFieldsOf } from '../encryption/sealed-column';
+import { sealedFieldsSubscriber } from '../encryption/sealed-fields.subscriber';
 import { SerializedPglitePool } from './pglite-pool';
 
 // TypeORM lists entity and migration classes as plain constructors.
@@ -15,23 +18,49 @@ export interface ServiceSchema {
   readonly service: ServiceName;
   readonly entities: ClassList;
   readonly migrations: ClassList;
+  /**
+   * Migrations that seal data already stored in plaintext, built with the process's field
+   * encryption (TypeORM instantiates migration classes itself, so they are made per process).
+   */
+  readonly sealingMigrations?: (encryption: FieldEncryption) => ClassList;
+}
+
+/** Whether a service's tables hold sealed fields, so that it needs the data keys. */
+export function usesFieldEncryption(schema: ServiceSchema): boolean {
+  return (
+    schema.sealingMigrations !== undefined ||
+    schema.entities.some((entity) => sealedFieldsOf(entity) !== undefined)
+  );
+}
+
+/** Whether a service's tables hold blind indexes, so that it needs the blind-index keys. */
+export function usesBlindIndex(schema: ServiceSchema): boolean {
+  return schema.entities.some((entity) => (sealedFieldsOf(entity)?.indexes.length ?? 0) > 0);
 }
 
 /**
  * Connection options of one service's schema: real PostgreSQL when `DATABASE_URL` is set,
  * otherwise the embedded PGlite database under `DATA_DIR`. Migrations always; never
- * `synchronize`.
+ * `synchronize`. With `encryption`, sealed fields are sealed and opened by a subscriber.
  */
 export function buildDataSourceOptions(
   config: AppConfig,
   schema: ServiceSchema,
+  encryption?: FieldEncryption,
 ): DataSourceOptions {
+  if (!encryption && usesFieldEncryption(schema)) {
+    throw new Error(`the ${schema.service} schema holds sealed fields: field encryption is needed`);
+  }
   const common = {
     type: 'postgres' as const,
     name: schema.service,
     schema: schema.service,
     entities: schema.entities,
-    migrations: schema.migrations,
+    migrations: [
+      ...schema.migrations,
+      ...(encryption ? (schema.sealingMigrations?.(encryption) ?? []) : []),
+    ],
+    subscribers: encryption ? [sealedFieldsSubscriber(encryption)] : [],
     migrationsTableName: 'migrations',
     migrationsRun: false,
     synchronize: false,

@@ -4,8 +4,15 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/tokens';
+import { FieldEncryption } from '../encryption/field-encryption';
+import { FieldEncryptionModule } from '../encryption/field-encryption.module';
 import { HealthRegistry } from '../health/health.registry';
-import { type ServiceSchema, buildDataSourceOptions } from './data-source-options';
+import {
+  type ServiceSchema,
+  buildDataSourceOptions,
+  usesBlindIndex,
+  usesFieldEncryption,
+} from './data-source-options';
 
 /**
  * Opens a service's schema and brings it up to date. Several instances may start at once:
@@ -47,14 +54,24 @@ class DatabaseHealth implements OnModuleInit {
   }
 }
 
-/** A service's own DataSource, named after the service, with its migrations run at start-up. */
+/**
+ * A service's own DataSource, named after the service, with its migrations run at start-up.
+ * A service whose entities hold sealed fields gets {@link FieldEncryption} too; its keys (and
+ * the blind-index keys, if the entities have blind indexes) must be present at start-up.
+ */
 @Module({})
 export class DatabaseModule {
   static forService(schema: ServiceSchema): DynamicModule {
+    const encrypted = usesFieldEncryption(schema);
+    const encryption = encrypted ? [FieldEncryptionModule] : [];
     const typeOrm = TypeOrmModule.forRootAsync({
       name: schema.service,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => buildDataSourceOptions(config, schema),
+      imports: encryption,
+      inject: encrypted ? [APP_CONFIG, FieldEncryption] : [APP_CONFIG],
+      useFactory: (config: AppConfig, fields?: FieldEncryption) => {
+        if (fields && usesBlindIndex(schema)) fields.blindIndex();
+        return buildDataSourceOptions(config, schema, fields);
+      },
       dataSourceFactory: async (options) => {
         if (!options) throw new Error('no data source options');
         return openServiceDataSource(options);
@@ -63,7 +80,7 @@ export class DatabaseModule {
     const feature = TypeOrmModule.forFeature(schema.entities as never[], schema.service);
     return {
       module: DatabaseModule,
-      imports: [typeOrm, feature],
+      imports: [typeOrm, feature, ...encryption],
       providers: [
         { provide: SCHEMA_NAME, useValue: schema.service },
         {
@@ -73,7 +90,7 @@ export class DatabaseModule {
         },
         DatabaseHealth,
       ],
-      exports: [feature, DataSource],
+      exports: [feature, DataSource, ...encryption],
     };
   }
 }
