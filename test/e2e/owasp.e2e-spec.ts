@@ -399,6 +399,57 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
     });
   });
 
+  describe('API5 broken function level authorization, by role', () => {
+    it('refuses a customer every administration route, and changes nothing', async () => {
+      const attempts = await Promise.all([
+        api.get('/auth/users', { token: ada.token }),
+        api.request('PATCH', `/auth/users/${ada.id}/roles`, {
+          token: ada.token,
+          body: { roles: ['admin'] },
+        }),
+        api.request('DELETE', `/auth/users/${bob.id}/sessions`, { token: ada.token }),
+        api.post('/auth/keys/rotate', { token: ada.token, body: {} }),
+      ]);
+
+      expect(attempts.map((a) => a.status)).toEqual([403, 403, 403, 403]);
+      const me = await api.get('/auth/me', { token: ada.token });
+      expect(me.body.roles).toEqual(['customer']);
+      expect((await api.get('/orders', { token: bob.token })).status).toBe(200);
+    });
+
+    it('lets an auditor read nothing of orders, invoices or payments', async () => {
+      const order = await placeOrder(ada.token);
+      const invoice = await api.invoiceFor(order.id, ada.token);
+      const auditor = await api.customer('auditor');
+      const promoted = await api.request('PATCH', `/auth/users/${auditor.id}/roles`, {
+        token: adminToken,
+        body: { roles: ['auditor'] },
+      });
+      expect(promoted.status).toBe(200);
+      const token = await api.login(auditor.email, 'a long enough password 42');
+
+      const attempts = await Promise.all([
+        api.get('/orders', { token }),
+        api.get(`/orders/${order.id}`, { token }),
+        api.post('/orders', { token, body: { items: [{ sku: 'KEY-001', quantity: 1 }] } }),
+        api.post(`/orders/${order.id}/cancel`, { token }),
+        api.get('/billing/invoices', { token }),
+        api.get(`/billing/invoices/${invoice.id}`, { token }),
+        api.post(`/billing/invoices/${invoice.id}/pay`, {
+          token,
+          headers: { 'idempotency-key': `auditor-${order.id}` },
+          body: { paymentMethod: { token: 'tok_visa' } },
+        }),
+        api.get('/auth/users', { token }),
+      ]);
+
+      expect(attempts.map((a) => a.status)).toEqual([403, 403, 403, 403, 403, 403, 403, 403]);
+      expect((await api.get('/auth/me', { token })).body.roles).toEqual(['auditor']);
+      const after = await api.get(`/billing/invoices/${invoice.id}`, { token: ada.token });
+      expect(after.body.status).toBe('open');
+    });
+  });
+
   describe('API8 security misconfiguration', () => {
     it('sends security headers and no framework banner', async () => {
       const response = await fetch(deployment.urlFor('/products'));

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { Logger, type Type, UnauthorizedException } from '@nestjs/common';
+import { ForbiddenException, Logger, type Type, UnauthorizedException } from '@nestjs/common';
 import { METHOD_METADATA, MODULE_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
 import { PATTERN_METADATA } from '@nestjs/microservices/constants';
@@ -84,6 +84,7 @@ describe('the global guard over every handler of every app', () => {
   });
   const messageHandlers = handlers.filter(isMessageHandler);
   let guard: AccessGuard;
+  let tokens: VerifiedTokenCache;
 
   beforeAll(() => {
     const config = loadConfig({});
@@ -93,12 +94,8 @@ describe('the global guard over every handler of every app', () => {
 
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    guard = new AccessGuard(
-      new Reflector(),
-      new SecurityEvents(),
-      new VerifiedTokenCache(10),
-      new RevocationList(),
-    );
+    tokens = new VerifiedTokenCache(10);
+    guard = new AccessGuard(new Reflector(), new SecurityEvents(), tokens, new RevocationList());
   });
 
   afterEach(() => {
@@ -138,5 +135,46 @@ describe('the global guard over every handler of every app', () => {
     }
 
     expect(admitted).toEqual([]);
+  });
+
+  /** The routes an actor holding `roles` is admitted to (its token is taken as verified). */
+  async function routesAdmitting(roles: string[]): Promise<string[]> {
+    const actor = { id: '3f0b2c1e-8d4a-4c1b-9e6f-1a2b3c4d5e6f', sessionId: undefined, roles };
+    tokens.set('token-of-the-actor', actor, Date.now() / 1000 + 600, tokens.stamp());
+    const admitted: string[] = [];
+    for (const { route, handler } of routes) {
+      const request = fakeRequest({ authorization: 'Bearer token-of-the-actor' });
+      const context = httpContext(request, handler.controller, handler.method);
+      const allowed = await guard.canActivate(context).catch((error: unknown) => {
+        if (error instanceof ForbiddenException) return false;
+        throw error;
+      });
+      if (allowed) admitted.push(route);
+    }
+    return admitted;
+  }
+
+  it('keeps a customer off every route that names only other roles', async () => {
+    const admitted = await routesAdmitting(['customer']);
+
+    expect(admitted).toEqual(
+      expect.arrayContaining(['POST /orders', 'POST /billing/invoices/:id/pay']),
+    );
+    expect(admitted.filter((route) => /^\w+ \/auth\/(users|keys)/.test(route))).toEqual([]);
+  });
+
+  it('keeps an auditor off every order, invoice and payment route', async () => {
+    const admitted = await routesAdmitting(['auditor']);
+
+    expect(admitted.filter((route) => /^\w+ \/(orders|billing)/.test(route))).toEqual([]);
+    expect(admitted).toContain('GET /auth/me');
+  });
+
+  it('keeps an admin off the routes where only the owner may act', async () => {
+    const admitted = await routesAdmitting(['admin']);
+
+    expect(admitted).not.toContain('POST /orders');
+    expect(admitted).not.toContain('POST /billing/invoices/:id/pay');
+    expect(admitted).toEqual(expect.arrayContaining(['GET /auth/users', 'GET /orders/:id']));
   });
 });
