@@ -19,6 +19,7 @@ import { SigningKey } from './keys/signing-key.entity';
 import { SigningKeys } from './keys/signing-keys';
 import { CreateAccounts1764806400000 } from './migrations/1764806400000-create-accounts';
 import { KeysAndLoginLimits1764806400001 } from './migrations/1764806400001-keys-and-login-limits';
+import { sealAccountEmails } from './migrations/1764806800000-seal-account-emails';
 import { RefreshToken } from './tokens/refresh-token.entity';
 import { Session } from './tokens/session.entity';
 import { SessionsService } from './tokens/sessions.service';
@@ -35,6 +36,7 @@ import { TokenIssuer } from './tokens/token-issuer';
         KeysAndLoginLimits1764806400001,
         messagingTablesMigration('auth'),
       ],
+      sealingMigrations: (encryption) => [sealAccountEmails(encryption)],
     }),
     MessagingModule.forService('auth'),
   ],

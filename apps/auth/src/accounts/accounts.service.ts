@@ -9,15 +9,15 @@ import {
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { Repository } from 'typeorm';
+import { type FindOptionsWhere, In, Repository } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { Role } from '@portcullis/contracts';
-import { APP_CONFIG, type Actor, type AppConfig } from '@portcullis/core';
+import { APP_CONFIG, type Actor, type AppConfig, FieldEncryption } from '@portcullis/core';
 
 import { SessionsService } from '../tokens/sessions.service';
 import { type TokenPair, TokenIssuer } from '../tokens/token-issuer';
-import { Account } from './account.entity';
+import { ACCOUNT_EMAIL_INDEX, Account } from './account.entity';
 import type {
   AccountPage,
   AccountPageQuery,
@@ -43,6 +43,7 @@ export class AccountsService implements OnApplicationBootstrap {
     private readonly limiter: LoginLimiter,
     private readonly events: SecurityEvents,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly fields: FieldEncryption,
   ) {}
 
   async register(input: RegisterDto): Promise<AccountView> {
@@ -73,7 +74,7 @@ export class AccountsService implements OnApplicationBootstrap {
     ];
     await this.limiter.assertAllowed(subjects);
 
-    const account = await this.accounts.findOneBy({ email });
+    const account = await this.accounts.findOneBy(this.withEmail(email));
     const valid = await this.hasher.verify(account?.passwordHash, input.password);
     if (!account || !valid) {
       await this.limiter.recordFailure(subjects);
@@ -165,7 +166,7 @@ export class AccountsService implements OnApplicationBootstrap {
       .getCount();
     if (admins > 0) return;
 
-    const existing = await this.accounts.findOneBy({ email: normalizeEmail(email) });
+    const existing = await this.accounts.findOneBy(this.withEmail(normalizeEmail(email)));
     if (existing) {
       await this.accounts.update(
         { id: existing.id },
@@ -183,15 +184,34 @@ export class AccountsService implements OnApplicationBootstrap {
     this.events.record({ type: 'auth.bootstrap_admin', outcome: 'allowed' });
   }
 
+  /** Where-clause of the account with this (normalized) email, by its blind index. */
+  private withEmail(email: string): FindOptionsWhere<Account> {
+    return { emailIndex: In(this.fields.blindIndex().candidates(ACCOUNT_EMAIL_INDEX, email)) };
+  }
+
   private async create(email: string, password: string, roles: Role[]): Promise<Account> {
     const account = this.accounts.create({
       id: randomUUID(),
-      email,
       passwordHash: await this.hasher.hash(password),
       roles,
     });
+    account.email = email;
     try {
-      await this.accounts.insert(account);
+      await this.accounts.manager.transaction(async (tx) => {
+        // While blind-index keys rotate, an account may still carry a digest under an older
+        // version, which the unique constraint cannot compare with a new one: registrations
+        // of one email queue on a lock named after its digest under the oldest version in use,
+        // then look for every version.
+        const candidates = this.fields.blindIndex().candidates(ACCOUNT_EMAIL_INDEX, email);
+        const oldest = candidates[candidates.length - 1].toString('hex');
+        await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+          `portcullis:email:${oldest}`,
+        ]);
+        if (await tx.existsBy(Account, { emailIndex: In(candidates) })) {
+          throw new ConflictException('an account with this email already exists');
+        }
+        await tx.insert(Account, account);
+      });
     } catch (error) {
       if ((error as { driverError?: { code?: string } }).driverError?.code === UNIQUE_VIOLATION) {
         throw new ConflictException('an account with this email already exists');

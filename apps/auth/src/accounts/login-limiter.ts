@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
-import { APP_CONFIG, type AppConfig, RetryLaterException } from '@portcullis/core';
+import { APP_CONFIG, type AppConfig, FieldEncryption, RetryLaterException } from '@portcullis/core';
 
 /** Something failed attempts are counted against, with how many it may fail freely. */
 export interface LimitSubject {
@@ -30,15 +29,28 @@ export class LoginLimiter {
     @InjectDataSource('auth') private readonly db: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly events: SecurityEvents,
+    private readonly fields: FieldEncryption,
   ) {}
 
+  /**
+   * Subjects are stored by their blind index (a keyed HMAC), never as the email or IP: a
+   * bare hash of an email is reversed by hashing likely emails. A key rotation starts the
+   * counts again.
+   */
   accountSubject(email: string): LimitSubject {
-    const digest = createHash('sha256').update(email).digest('hex');
-    return { key: `account:${digest}`, freeFailures: this.config.loginLimits.accountFreeFailures };
+    const digest = this.fields.blindIndex().digest('auth.login_failures.account', email);
+    return {
+      key: `account:${digest.toString('hex')}`,
+      freeFailures: this.config.loginLimits.accountFreeFailures,
+    };
   }
 
   ipSubject(scope: 'login' | 'refresh', ip: string): LimitSubject {
-    return { key: `${scope}-ip:${ip}`, freeFailures: this.config.loginLimits.ipFreeFailures };
+    const digest = this.fields.blindIndex().digest('auth.login_failures.ip', ip);
+    return {
+      key: `${scope}-ip:${digest.toString('hex')}`,
+      freeFailures: this.config.loginLimits.ipFreeFailures,
+    };
   }
 
   /** Throws a 429 with `Retry-After` when any subject must still wait. */

@@ -16,8 +16,8 @@ import { DataSource, type EntityManager, IsNull } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { PublicJwk } from '@portcullis/contracts';
-import { APP_CONFIG, type AppConfig, SECRET_FILES } from '@portcullis/core';
-import { SECRET_NAMES, SecretBox, type SecretFiles, rsaThumbprint } from '@portcullis/crypto';
+import { APP_CONFIG, type AppConfig, SECRETS } from '@portcullis/core';
+import { SECRET_NAMES, SecretBox, type SecretsProvider, rsaThumbprint } from '@portcullis/crypto';
 import { Outbox } from '@portcullis/messaging';
 
 import { SigningKey } from './signing-key.entity';
@@ -47,7 +47,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @InjectDataSource('auth') private readonly db: DataSource,
-    @Inject(SECRET_FILES) private readonly secrets: SecretFiles,
+    @Inject(SECRETS) private readonly secrets: SecretsProvider,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
