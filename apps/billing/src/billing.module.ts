@@ -13,6 +13,7 @@ import { InvoicesController } from './invoices/invoices.controller';
 import { InvoicesService } from './invoices/invoices.service';
 import { OrderEventsHandler } from './invoices/order-events.handler';
 import { CreateBilling1764806600000 } from './migrations/1764806600000-create-billing';
+import { sealPaymentData } from './migrations/1764806900000-seal-payment-data';
 import { Payment } from './payments/payment.entity';
 import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-provider';
 
@@ -23,6 +24,7 @@ import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-pr
       service: 'billing',
       entities: [Invoice, Payment, OutboxRecord, InboxRecord],
       migrations: [CreateBilling1764806600000, messagingTablesMigration('billing')],
+      sealingMigrations: (encryption) => [sealPaymentData(encryption)],
     }),
     MessagingModule.forService('billing'),
   ],

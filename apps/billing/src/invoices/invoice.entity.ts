@@ -1,7 +1,19 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
 
+import { SealedColumn } from '@portcullis/core';
+
 export const INVOICE_STATUSES = ['open', 'paid', 'void'] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
+
+/** Name, address and tax id of whoever pays an invoice: personal data. */
+export interface BillingDetails {
+  readonly name: string;
+  readonly addressLines?: string[];
+  readonly postalCode?: string;
+  readonly city?: string;
+  readonly country?: string;
+  readonly taxId?: string;
+}
 
 const bigintAsNumber = {
   to: (value: number): number => value,
@@ -28,8 +40,22 @@ export class Invoice {
   @Column({ type: 'varchar', length: 8 })
   status!: InvoiceStatus;
 
-  @Column({ name: 'payment_reference', type: 'varchar', length: 128, nullable: true })
+  /** The provider's charge reference; stored sealed only. */
   paymentReference!: string | null;
+
+  @SealedColumn({ name: 'payment_reference_sealed', plaintext: 'paymentReference', nullable: true })
+  paymentReferenceSealed!: Buffer | null;
+
+  /** Who pays, as given when paying; stored sealed only. */
+  billingDetails!: BillingDetails | null;
+
+  @SealedColumn({
+    name: 'billing_details_sealed',
+    plaintext: 'billingDetails',
+    kind: 'json',
+    nullable: true,
+  })
+  billingDetailsSealed!: Buffer | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -13,13 +13,13 @@ import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
-import type { Actor } from '@portcullis/core';
+import { type Actor, FieldEncryption } from '@portcullis/core';
 import { Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Payment } from '../payments/payment.entity';
 import { PaymentProvider } from '../payments/payment-provider';
-import { Invoice } from './invoice.entity';
+import { type BillingDetails, Invoice } from './invoice.entity';
 import type { InvoiceView, PayInvoiceDto } from './invoice.dto';
 
 const LIST_LIMIT = 100;
@@ -31,6 +31,7 @@ export class InvoicesService {
     @Inject(Outbox) private readonly outbox: Outbox,
     private readonly provider: PaymentProvider,
     private readonly events: SecurityEvents,
+    private readonly fields: FieldEncryption,
   ) {}
 
   /** Opens the invoice of a new order, inside the inbox transaction of the event. */
@@ -160,10 +161,18 @@ export class InvoicesService {
       invoice.status = 'paid';
       invoice.paidAt = new Date();
       invoice.paymentReference = result.reference;
+      invoice.billingDetails = billingDetailsOf(input);
       await tx.update(
         Invoice,
         { id: invoice.id },
-        { status: 'paid', paidAt: invoice.paidAt, paymentReference: result.reference },
+        {
+          status: 'paid',
+          paidAt: invoice.paidAt,
+          ...(await this.fields.sealedValues(tx, Invoice, invoice.id, {
+            paymentReference: invoice.paymentReference,
+            billingDetails: invoice.billingDetails,
+          })),
+        },
       );
       status = HttpStatus.OK;
       body = view(invoice);
@@ -206,6 +215,18 @@ export class InvoicesService {
   }
 }
 
+/** The billing details of a payment, as a plain object with only the fields given. */
+function billingDetailsOf(input: PayInvoiceDto): BillingDetails | null {
+  const given = input.billingDetails;
+  if (!given) return null;
+  const { name, addressLines, postalCode, city, country, taxId } = given;
+  return Object.fromEntries(
+    Object.entries({ name, addressLines, postalCode, city, country, taxId }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  ) as unknown as BillingDetails;
+}
+
 function view(invoice: Invoice): InvoiceView {
   return {
     id: invoice.id,
@@ -216,5 +237,6 @@ function view(invoice: Invoice): InvoiceView {
     currency: invoice.currency,
     createdAt: invoice.createdAt.toISOString(),
     paidAt: invoice.paidAt ? invoice.paidAt.toISOString() : null,
+    ...(invoice.billingDetails ? { billingDetails: invoice.billingDetails } : {}),
   };
 }

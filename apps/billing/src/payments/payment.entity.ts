@@ -1,5 +1,7 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
 
+import { SealedColumn } from '@portcullis/core';
+
 /** One payment attempt, keyed by the caller's `Idempotency-Key`, with the answer it got. */
 @Entity({ schema: 'billing', name: 'payments' })
 export class Payment {
@@ -24,8 +26,11 @@ export class Payment {
   @Column({ name: 'response_status', type: 'smallint' })
   responseStatus!: number;
 
-  @Column({ name: 'response_body', type: 'jsonb' })
+  /** The answer a retry gets again; it may name the payer, so it is stored sealed only. */
   responseBody!: unknown;
+
+  @SealedColumn({ name: 'response_body_sealed', plaintext: 'responseBody', kind: 'json' })
+  responseBodySealed!: Buffer;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
