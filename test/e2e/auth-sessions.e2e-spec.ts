@@ -455,7 +455,7 @@ describe.each(availableShapes())('login limits, %s shape', (shape) => {
   let api: Api;
   const h = authChecks(() => ({ api, deployment }));
   const LIMITS = { account: 2, ip: 8, lockoutSeconds: 2 };
-  const FORGED_ORIGINS = [
+  const FORGED_ORIGINS: Array<Record<string, string>> = [
     { 'x-forwarded-for': '1.2.3.4' },
     { 'x-forwarded-for': '1.2.3.4, 5.6.7.8' },
     { 'x-real-ip': '1.2.3.4' },
