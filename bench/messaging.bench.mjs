@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// Signed versus unsigned messaging over NATS, and the per-message cost of the envelope
+// against the bare node:crypto Ed25519 floor, all in one run. Needs the build (`npm run
+// build`) and a NATS server with JetStream on 127.0.0.1 (BENCH_NATS_URL, default
+// nats://127.0.0.1:4222). Every loop is bounded in count; nothing leaves this machine.
+import { Buffer } from 'node:buffer';
+import { createRequire } from 'node:module';
+import { generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+require('reflect-metadata');
+const { connect } = require('@nats-io/transport-node');
+const { jetstream, jetstreamManager, AckPolicy } = require('@nats-io/jetstream');
+const { SecretFiles, ensureDevelopmentSecrets } = require('../dist/libs/crypto/src/index.js');
+const { EnvelopeCodec, KeyRing } = require('../dist/libs/messaging/src/index.js');
+
+const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+const RUNS = 5;
+const CRYPTO_ITERATIONS = 2_000;
+const REQUESTS = 3_000;
+const IN_FLIGHT = 64;
+const EVENTS = 3_000;
+
+const payload = {
+  orderId: randomUUID(),
+  customerId: randomUUID(),
+  totalCents: 12_345,
+  currency: 'EUR',
+};
+const actor = { id: payload.customerId, roles: ['customer'], sessionId: randomUUID() };
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+const secrets = mkdtempSync(join(tmpdir(), 'portcullis-bench-messaging-'));
+ensureDevelopmentSecrets(secrets, ['auth', 'orders', 'billing']);
+const ring = KeyRing.load(new SecretFiles(secrets), ['auth', 'orders', 'billing']);
+const quiet = { record: () => undefined };
+const codec = () => new EnvelopeCodec(ring, 60_000, quiet);
+
+function perMessageMicros(work) {
+  const samples = [];
+  for (let run = 0; run < RUNS; run += 1) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < CRYPTO_ITERATIONS; i += 1) work(i);
+    samples.push(Number(process.hrtime.bigint() - started) / 1000 / CRYPTO_ITERATIONS);
+  }
+  return median(samples);
+}
+
+// 1. Crypto per message: bare sign + verify of the same bytes, against seal + open.
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const body = Buffer.from(JSON.stringify({ v: 1, id: randomUUID(), payload, actor }));
+const floor = perMessageMicros(() => verify(null, body, publicKey, sign(null, body, privateKey)));
+const envelopes = codec();
+const full = perMessageMicros(() => {
+  const wire = envelopes.seal('orders', 'event', 'orders.created', payload, {
+    correlationId: 'bench',
+    actor,
+  });
+  envelopes.open(wire, { subject: 'orders.created', kinds: ['event'], redeliverable: true });
+});
+
+// 2. Request/reply over core NATS, 64 in flight: plain JSON against signed envelopes.
+const nc = await connect({ servers: NATS_URL, name: 'portcullis-bench' });
+async function requestReply(signed) {
+  const subject = `bench.rr.${randomUUID()}`;
+  const responder = codec();
+  const requester = codec();
+  const sub = nc.subscribe(subject, {
+    callback: (_error, message) => {
+      if (!signed) return message.respond(message.data);
+      const request = responder.open(message.data, {
+        subject: 'billing.invoice.void',
+        kinds: ['request'],
+      });
+      message.respond(
+        responder.seal(
+          'billing',
+          'reply',
+          'billing.invoice.void',
+          { response: { outcome: 'void' } },
+          {
+            rid: request.requestId,
+            correlationId: request.correlationId,
+          },
+        ),
+      );
+    },
+  });
+  const voidRequest = { ...payload };
+  let sent = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (sent < REQUESTS) {
+        sent += 1;
+        if (!signed) {
+          await nc.request(subject, Buffer.from(JSON.stringify(voidRequest)), { timeout: 5000 });
+          continue;
+        }
+        const rid = randomUUID();
+        const wire = requester.seal('orders', 'request', 'billing.invoice.void', voidRequest, {
+          rid,
+          correlationId: 'bench',
+          actor,
+        });
+        const reply = await nc.request(subject, wire, { timeout: 5000 });
+        requester.open(reply.data, { kinds: ['reply'] });
+      }
+    }),
+  );
+  sub.unsubscribe();
+  return REQUESTS / ((performance.now() - started) / 1000);
+}
+
+// 3. Durable events through JetStream: publish with a message id, consume with acks.
+const js = jetstream(nc);
+const jsm = await jetstreamManager(nc);
+async function events(signed) {
+  const stream = `BENCH_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const subject = `bench.${stream}`;
+  await jsm.streams.add({ name: stream, subjects: [subject] });
+  await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit });
+  const publisher = codec();
+  const consumer = codec();
+  const started = performance.now();
+  const publishing = (async () => {
+    for (let i = 0; i < EVENTS; i += 64) {
+      await Promise.all(
+        Array.from({ length: Math.min(64, EVENTS - i) }, () => {
+          const id = randomUUID();
+          const data = signed
+            ? publisher.seal('orders', 'event', 'orders.created', payload, {
+                id,
+                correlationId: 'bench',
+                actor,
+              })
+            : Buffer.from(JSON.stringify({ id, payload }));
+          return js.publish(subject, data, { msgID: id });
+        }),
+      );
+    }
+  })();
+  const messages = await (await js.consumers.get(stream, 'c')).consume({ max_messages: 256 });
+  let received = 0;
+  for await (const message of messages) {
+    if (signed) {
+      consumer.open(message.data, {
+        subject: 'orders.created',
+        kinds: ['event'],
+        redeliverable: true,
+      });
+    } else {
+      JSON.parse(Buffer.from(message.data).toString('utf8'));
+    }
+    message.ack();
+    received += 1;
+    if (received === EVENTS) break;
+  }
+  await publishing;
+  const rate = EVENTS / ((performance.now() - started) / 1000);
+  await jsm.streams.delete(stream);
+  return rate;
+}
+
+const rr = { plain: [], signed: [] };
+const ev = { plain: [], signed: [] };
+for (let run = 0; run < 3; run += 1) {
+  rr.plain.push(await requestReply(false));
+  rr.signed.push(await requestReply(true));
+  ev.plain.push(await events(false));
+  ev.signed.push(await events(true));
+}
+await nc.close();
+rmSync(secrets, { recursive: true, force: true });
+
+const row = (label, plain, signed) =>
+  `| ${label} | ${median(plain).toFixed(0)} | ${median(signed).toFixed(0)} | ${(median(signed) / median(plain)).toFixed(2)}x |`;
+console.log(`| per message | µs | vs floor |\n|---|---|---|`);
+console.log(`| Ed25519 sign + verify, bare node:crypto (floor) | ${floor.toFixed(1)} | 1.00x |`);
+console.log(
+  `| envelope seal + open (JSON, sign, verify, checks, payload validation) | ${full.toFixed(1)} | ${(full / floor).toFixed(2)}x |`,
+);
+console.log('');
+console.log(
+  `| over NATS (medians of 3) | unsigned /s | signed /s | signed vs unsigned |\n|---|---|---|---|`,
+);
+console.log(row(`request/reply, ${IN_FLIGHT} in flight`, rr.plain, rr.signed));
+console.log(row('JetStream events, publish + consume + ack', ev.plain, ev.signed));
