@@ -3,7 +3,8 @@
 #   1. docker-compose (v1, Debian's package) parses and validates docker/compose.yml;
 #   2. every app the Dockerfile and compose file name has a source entry point;
 #   3. the files the Dockerfile copies from the build context exist;
-#   4. each app service mounts only the secrets it needs.
+#   4. each app service mounts only the secrets it needs, and NATS only its TLS files, which
+#      are the ones docker/nats/nats.conf names; nothing mounts the CA's key.
 # Runs from any working directory and needs no real secrets.
 set -euo pipefail
 
@@ -28,9 +29,10 @@ fi
 # has run. compose.yml reads them from PORTCULLIS_SECRETS_DIR.
 placeholders="$(mktemp -d)"
 trap 'rm -rf "${placeholders}"' EXIT
-mkdir -p "${placeholders}/services"
+mkdir -p "${placeholders}/services" "${placeholders}/tls"
 touch "${placeholders}"/services/{auth,orders,billing}.key
 touch "${placeholders}"/{token-key-encryption.key,trust.json}
+touch "${placeholders}"/tls/{ca,nats-server,auth,orders,billing}.{crt,key}
 export PORTCULLIS_SECRETS_DIR="${placeholders}"
 
 echo "== compose file ($(docker-compose version --short))"
@@ -79,17 +81,21 @@ done < <(awk '$1 == "COPY" && $2 !~ /^--from=/ {
 }' "${dockerfile}" | sort -u)
 
 echo "== secrets per service"
-# Each app gets its own signing key and the trust file; only auth gets the token signing key.
-# The resolved config names every secret's target, which is its path inside the container.
+# Each app gets its own signing key, its own NATS certificate and key, the CA certificate and
+# the trust file; only auth gets the token signing key. The resolved config names every
+# secret's target, which is its path inside the container.
+targets_of() {
+  awk -v service="  $1:" '
+    $0 == service { inside = 1; next }
+    inside && /^  [^ ]/ { inside = 0 }
+    inside && $1 == "target:" { print $2 }
+  ' <<<"${resolved}" | sort
+}
 for app in auth orders billing; do
-  targets="$(
-    awk -v service="  ${app}:" '
-      $0 == service { inside = 1; next }
-      inside && /^  [^ ]/ { inside = 0 }
-      inside && $1 == "target:" { print $2 }
-    ' <<<"${resolved}" | sort
-  )"
+  targets="$(targets_of "${app}")"
   expected="/run/secrets/portcullis/services/${app}.key"$'\n'"/run/secrets/portcullis/trust.json"
+  expected+=$'\n'"/run/secrets/portcullis/tls/ca.crt"
+  expected+=$'\n'"/run/secrets/portcullis/tls/${app}.crt"$'\n'"/run/secrets/portcullis/tls/${app}.key"
   if [[ "${app}" == auth ]]; then
     expected+=$'\n'"/run/secrets/portcullis/token-key-encryption.key"
   fi
@@ -101,6 +107,21 @@ for app in auth orders billing; do
       "expected [$(paste -sd ' ' - <<<"${expected}")]"
   fi
 done
+
+# NATS gets exactly the TLS files its configuration names: the CA and its own certificate.
+nats_targets="$(targets_of nats)"
+nats_files="$(grep -oE '/etc/nats/tls/[^"]+' docker/nats/nats.conf | sort -u)"
+if [[ -n "${nats_files}" && "${nats_targets}" == "${nats_files}" ]]; then
+  echo "ok: nats mounts $(paste -sd ' ' - <<<"${nats_targets}")"
+else
+  fail "nats mounts [$(paste -sd ' ' - <<<"${nats_targets}")]," \
+    "docker/nats/nats.conf names [$(paste -sd ' ' - <<<"${nats_files}")]"
+fi
+if grep -q 'tls/ca\.key' <<<"${resolved}"; then
+  fail "a service mounts the CA's private key (tls/ca.key)"
+else
+  echo "ok: no service mounts the CA's private key"
+fi
 
 if ((failures > 0)); then
   echo "${failures} check(s) failed" >&2

@@ -1,5 +1,8 @@
+import 'reflect-metadata';
+
 import { resolve } from 'node:path';
 
+import { NATS_USERS } from '@portcullis/contracts';
 import { loadConfig, SERVICE_NAMES } from '@portcullis/core';
 import { ensureDevelopmentCertificates, ensureDevelopmentSecrets } from '@portcullis/crypto';
 
@@ -13,7 +16,7 @@ import { ensureDevelopmentCertificates, ensureDevelopmentSecrets } from '@portcu
 const directory = resolve(loadConfig().secretsDir);
 const written = [
   ...ensureDevelopmentSecrets(directory, SERVICE_NAMES),
-  ...ensureDevelopmentCertificates(directory, [...SERVICE_NAMES, 'platform']),
+  ...ensureDevelopmentCertificates(directory, NATS_USERS),
 ];
 const listing = written.map((name) => `  ${name}\n`).join('');
 process.stdout.write(
