@@ -102,7 +102,7 @@ describe(ensureDevelopmentCertificates.name, () => {
         ca: read(TLS_NAMES.caCertificate),
       });
       const server = createServer({ ...tls('nats-server'), requestCert: true }, (socket) => {
-        socket.end(socket.getPeerCertificate().subject.CN);
+        socket.end(String(socket.getPeerCertificate().subject.CN));
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const { port } = server.address() as AddressInfo;
