@@ -26,7 +26,8 @@ export class ServiceImpersonator {
     const ring = KeyRing.load(new SecretFiles(deployment.secretsDir), services);
     const events = { record: (_event: SecurityEvent) => undefined } as SecurityEvents;
     const codec = new EnvelopeCodec(ring, 60_000, events);
-    const nats = await connect({ servers: deployment.natsUrl, name: 'portcullis-e2e' });
+    // As the test user where the bus requires certificates: it may send on any subject.
+    const nats = await connect({ ...deployment.natsOptions(), name: 'portcullis-e2e' });
     return new ServiceImpersonator(nats, codec);
   }
 

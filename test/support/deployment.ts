@@ -7,6 +7,15 @@ import { dirname, join, resolve } from 'node:path';
 
 import { Client } from 'pg';
 
+import {
+  E2E_NATS_USER,
+  type NatsClientOptions,
+  type RunningNatsServer,
+  natsClientOptions,
+  natsTlsEnv,
+  startTlsNatsServer,
+} from './nats-server';
+
 /** The shapes the end-to-end suite runs against. */
 export type ShapeName = 'embedded' | 'postgres-nats' | 'split';
 
@@ -35,7 +44,26 @@ export class Deployment {
     readonly secretsDir: string,
     /** The NATS server of the deployment, in the shapes that use one. */
     readonly natsUrl?: string,
+    /** The deployment's own NATS server, which requires client certificates (split shape). */
+    private readonly natsServer?: RunningNatsServer,
   ) {}
+
+  /**
+   * Options of @nats-io/transport-node's `connect` to reach the deployment's NATS as `user`:
+   * with that user's certificate from SECRETS_DIR/tls where the server requires one. The
+   * default, {@link E2E_NATS_USER}, may publish and subscribe anywhere.
+   */
+  natsOptions(user = E2E_NATS_USER): { servers: string } & Partial<NatsClientOptions> {
+    if (!this.natsUrl) throw new Error(`the ${this.shape} shape has no NATS bus`);
+    return this.natsServer
+      ? { servers: this.natsUrl, ...natsClientOptions(this.secretsDir, user) }
+      : { servers: this.natsUrl };
+  }
+
+  /** What the deployment's own NATS server printed (refused connections, violations). */
+  natsServerLog(): string {
+    return this.natsServer?.log.join('') ?? '';
+  }
 
   /** Base URL of the process that serves a path, as a gateway would route it. */
   urlFor(path: string): string {
@@ -101,11 +129,20 @@ export class Deployment {
       stdio: 'ignore',
     });
 
+    let natsServer: RunningNatsServer | undefined;
     if (shape !== 'embedded') {
       const database = await createDatabase();
       cleanups.push(database.drop);
       env.DATABASE_URL = database.url;
-      env.NATS_URL = requireEnv('TEST_NATS_URL');
+      if (shape === 'split') {
+        // Its own server, configured as in the containers: TLS, a user per service.
+        const nats = await startTlsNatsServer(workDir, env.SECRETS_DIR, await freePort());
+        cleanups.push(() => stopProcess(nats.child));
+        env.NATS_URL = nats.url;
+        natsServer = nats;
+      } else {
+        env.NATS_URL = requireEnv('TEST_NATS_URL');
+      }
       env.NATS_QUEUE = `e2e-${randomBytes(6).toString('hex')}`;
     }
 
@@ -118,11 +155,22 @@ export class Deployment {
 
     const apps = shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
     const processes = new Map<string, { child: ChildProcess; port: number; log: string[] }>();
-    const deployment = new Deployment(shape, processes, cleanups, env.SECRETS_DIR, env.NATS_URL);
+    const deployment = new Deployment(
+      shape,
+      processes,
+      cleanups,
+      env.SECRETS_DIR,
+      env.NATS_URL,
+      natsServer,
+    );
     try {
       for (const app of apps) {
         const port = await freePort();
-        const defaults = { PUBLIC_URL: `http://127.0.0.1:${port}` };
+        const defaults = {
+          PUBLIC_URL: `http://127.0.0.1:${port}`,
+          // Each app connects with its own certificate, so NATS holds it to its own subjects.
+          ...(natsServer ? natsTlsEnv(env.SECRETS_DIR, app) : {}),
+        };
         // NATS_QUEUE is shared by replicas of one app, never by different apps: in one queue
         // group, an event every app subscribes to would reach only one of them.
         const own = {
