@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import {
+  type KeyObject,
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+} from 'node:crypto';
 
 import { DataKeyError, type KeyEncryptionKeys } from './key-encryption-keys';
 
@@ -27,7 +33,7 @@ export interface FieldCipherOptions {
 
 interface ActiveDataKey {
   readonly version: number;
-  readonly key: Buffer;
+  readonly key: KeyObject;
   /** The header every field sealed under this key starts with. */
   readonly header: Buffer;
   /** The fixed part of the IV: 4 random bytes; the other 8 count the fields sealed. */
@@ -52,7 +58,7 @@ interface ActiveDataKey {
 export class FieldCipher {
   private active?: ActiveDataKey;
   private pending?: Promise<ActiveDataKey>;
-  private readonly opened = new Map<string, Buffer>();
+  private readonly opened = new Map<string, KeyObject>();
   private readonly maxUses: number;
   private readonly cacheSize: number;
   private lastRefresh = 0;
@@ -100,34 +106,15 @@ export class FieldCipher {
   /** Opens a sealed field; throws {@link FieldDecryptionError} rather than return garbage. */
   async open(sealed: Uint8Array, context: string): Promise<Buffer> {
     const buffer = asBuffer(sealed);
-    if (buffer.length < HEADER_BYTES || buffer[0] !== SEALED_FIELD_FORMAT) {
-      throw new FieldDecryptionError('malformed');
-    }
-    const version = buffer.readUInt32BE(1);
-    const ivStart = HEADER_BYTES + buffer.readUInt16BE(5);
-    const bodyStart = ivStart + IV_BYTES;
-    if (buffer.length < bodyStart + TAG_BYTES) throw new FieldDecryptionError('malformed');
-    if (version > this.keys.currentVersion()) await this.refreshKeys();
-    if (version < this.keys.minDecryptVersion()) throw new FieldDecryptionError('retired');
-
-    const cacheKey = `${version}:${buffer.toString('latin1', HEADER_BYTES, ivStart)}`;
-    const key =
-      this.opened.get(cacheKey) ??
-      (await this.unwrap(version, buffer.subarray(HEADER_BYTES, ivStart), cacheKey));
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, buffer.subarray(ivStart, bodyStart));
-      decipher.setAAD(Buffer.from(context, 'utf8'));
-      decipher.setAuthTag(buffer.subarray(buffer.length - TAG_BYTES));
-      const plaintext = decipher.update(buffer.subarray(bodyStart, buffer.length - TAG_BYTES));
-      decipher.final();
-      return plaintext;
-    } catch {
-      throw new FieldDecryptionError('authentication');
-    }
+    const key = this.cachedKey(buffer) ?? (await this.fetchKey(buffer));
+    return decrypt(key, buffer, context);
   }
 
+  /** {@link open} for a UTF-8 text field. */
   async openText(sealed: Uint8Array, context: string): Promise<string> {
-    return (await this.open(sealed, context)).toString('utf8');
+    const buffer = asBuffer(sealed);
+    const key = this.cachedKey(buffer) ?? (await this.fetchKey(buffer));
+    return decrypt(key, buffer, context).toString('utf8');
   }
 
   /** True when a sealed field was made under an older KEK version than the current one. */
@@ -159,6 +146,31 @@ export class FieldCipher {
     }
   }
 
+  /**
+   * The data key of a well-formed field whose version may still decrypt, when it is at hand:
+   * the key this process seals with (compared byte for byte with its header), or a cached one.
+   */
+  private cachedKey(buffer: Buffer): KeyObject | undefined {
+    const ivStart = checkLayout(buffer);
+    const version = buffer.readUInt32BE(1);
+    if (version < this.keys.minDecryptVersion()) throw new FieldDecryptionError('retired');
+    const active = this.active;
+    if (active?.header.length === ivStart && active.header.compare(buffer, 0, ivStart) === 0) {
+      return active.key;
+    }
+    return this.opened.get(`${version}:${buffer.toString('latin1', HEADER_BYTES, ivStart)}`);
+  }
+
+  /** Unwraps a field's data key, after loading the KEKs again if its version is newer. */
+  private async fetchKey(buffer: Buffer): Promise<KeyObject> {
+    const ivStart = checkLayout(buffer);
+    const version = buffer.readUInt32BE(1);
+    if (version > this.keys.currentVersion()) await this.refreshKeys();
+    if (version < this.keys.minDecryptVersion()) throw new FieldDecryptionError('retired');
+    const wrapped = buffer.subarray(HEADER_BYTES, ivStart);
+    return this.unwrap(version, wrapped, `${version}:${wrapped.toString('latin1')}`);
+  }
+
   private usableDataKey(): ActiveDataKey | undefined {
     const active = this.active;
     return active && active.uses < this.maxUses && active.version === this.keys.currentVersion()
@@ -177,13 +189,11 @@ export class FieldCipher {
         header.writeUInt32BE(dataKey.version, 1);
         header.writeUInt16BE(dataKey.wrapped.length, 5);
         dataKey.wrapped.copy(header, HEADER_BYTES);
-        this.remember(
-          `${dataKey.version}:${dataKey.wrapped.toString('latin1')}`,
-          dataKey.plaintext,
-        );
+        const key = secretKey(dataKey.plaintext);
+        this.remember(`${dataKey.version}:${dataKey.wrapped.toString('latin1')}`, key);
         this.active = {
           version: dataKey.version,
-          key: dataKey.plaintext,
+          key,
           header,
           ivPrefix: randomBytes(4),
           uses: 0,
@@ -196,10 +206,10 @@ export class FieldCipher {
     return this.pending;
   }
 
-  private async unwrap(version: number, wrapped: Buffer, cacheKey: string): Promise<Buffer> {
-    let key: Buffer;
+  private async unwrap(version: number, wrapped: Buffer, cacheKey: string): Promise<KeyObject> {
+    let key: KeyObject;
     try {
-      key = await this.keys.unwrapDataKey(version, wrapped);
+      key = secretKey(await this.keys.unwrapDataKey(version, wrapped));
     } catch (error) {
       // An unreachable key service is not a broken field: that error goes up as it is.
       if (error instanceof DataKeyError) throw new FieldDecryptionError('unwrap');
@@ -209,13 +219,46 @@ export class FieldCipher {
     return key;
   }
 
-  private remember(cacheKey: string, key: Buffer): void {
+  private remember(cacheKey: string, key: KeyObject): void {
     if (this.opened.size >= this.cacheSize) {
       const oldest = this.opened.keys().next();
       if (!oldest.done) this.opened.delete(oldest.value);
     }
     this.opened.set(cacheKey, key);
   }
+}
+
+/** Checks the layout of a sealed field; returns where its IV starts. */
+function checkLayout(buffer: Buffer): number {
+  if (buffer.length < HEADER_BYTES || buffer[0] !== SEALED_FIELD_FORMAT) {
+    throw new FieldDecryptionError('malformed');
+  }
+  const ivStart = HEADER_BYTES + buffer.readUInt16BE(5);
+  if (buffer.length < ivStart + IV_BYTES + TAG_BYTES) throw new FieldDecryptionError('malformed');
+  return ivStart;
+}
+
+/** AES-256-GCM decryption of a well-formed sealed field under its data key. */
+function decrypt(key: KeyObject, buffer: Buffer, context: string): Buffer {
+  const ivStart = HEADER_BYTES + buffer.readUInt16BE(5);
+  const bodyStart = ivStart + IV_BYTES;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, buffer.subarray(ivStart, bodyStart));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
+    decipher.setAuthTag(buffer.subarray(buffer.length - TAG_BYTES));
+    const plaintext = decipher.update(buffer.subarray(bodyStart, buffer.length - TAG_BYTES));
+    decipher.final();
+    return plaintext;
+  } catch {
+    throw new FieldDecryptionError('authentication');
+  }
+}
+
+/** A data key as a KeyObject; the plaintext bytes it was made from are zeroed. */
+function secretKey(plaintext: Buffer): KeyObject {
+  const key = createSecretKey(plaintext);
+  plaintext.fill(0);
+  return key;
 }
 
 function asBuffer(value: Uint8Array): Buffer {

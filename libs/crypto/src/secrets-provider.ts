@@ -72,6 +72,11 @@ export class LayeredSecrets implements SecretsProvider {
     return this.layers.map((layer) => layer.describe(name)).join(', ');
   }
 
+  /** The source of the layer that answers for a secret, if any does. */
+  sourceOf(name: string): string | undefined {
+    return this.layers.find((layer) => layer.has(name))?.source;
+  }
+
   async refresh(): Promise<void> {
     for (const layer of this.layers) await layer.refresh?.();
   }

@@ -87,22 +87,35 @@ export async function resealTable(
   return reports;
 }
 
+/** How many rows of a table hold a sealed field (data keys) or index under a key version. */
+export interface VersionCount {
+  readonly table: string;
+  readonly column: string;
+  readonly keys: 'data' | 'blind-index';
+  readonly version: number;
+  readonly rows: number;
+}
+
 /** Rows of an entity's table per key version, per sealed or index column. */
 export async function versionCounts(
   dataSource: DataSource,
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
   entity: Function,
-): Promise<Array<{ table: string; column: string; version: number; rows: number }>> {
+): Promise<VersionCount[]> {
   const fields = sealedFieldsOf(entity);
   if (!fields) return [];
   const metadata = dataSource.getMetadata(entity);
   const name = `${metadata.schema}.${metadata.tableName}`;
-  const counts: Array<{ table: string; column: string; version: number; rows: number }> = [];
+  const counts: VersionCount[] = [];
   const columns = [
-    ...fields.sealed.map((field) => ({ column: field.column, from: 2 })),
-    ...fields.indexes.map((index) => ({ column: index.column, from: 1 })),
+    ...fields.sealed.map((field) => ({ column: field.column, from: 2, keys: 'data' as const })),
+    ...fields.indexes.map((index) => ({
+      column: index.column,
+      from: 1,
+      keys: 'blind-index' as const,
+    })),
   ];
-  for (const { column, from } of columns) {
+  for (const { column, from, keys } of columns) {
     const rows = await dataSource.query<Array<{ version: Uint8Array; rows: string | number }>>(
       `SELECT substring("${column}" from ${from} for 4) AS version, count(*) AS rows
          FROM "${metadata.schema}"."${metadata.tableName}"
@@ -112,6 +125,7 @@ export async function versionCounts(
       counts.push({
         table: name,
         column,
+        keys,
         version: BlindIndex.versionOf(row.version),
         rows: Number(row.rows),
       });
