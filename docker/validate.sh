@@ -31,7 +31,7 @@ placeholders="$(mktemp -d)"
 trap 'rm -rf "${placeholders}"' EXIT
 mkdir -p "${placeholders}/services" "${placeholders}/tls"
 touch "${placeholders}"/services/{auth,orders,billing}.key
-touch "${placeholders}"/{token-key-encryption.key,trust.json}
+touch "${placeholders}"/{token-key-encryption.key,trust.json,data-keys.json,blind-index-keys.json}
 touch "${placeholders}"/tls/{ca,nats-server,auth,orders,billing}.{crt,key}
 export PORTCULLIS_SECRETS_DIR="${placeholders}"
 
@@ -82,8 +82,9 @@ done < <(awk '$1 == "COPY" && $2 !~ /^--from=/ {
 
 echo "== secrets per service"
 # Each app gets its own signing key, its own NATS certificate and key, the CA certificate and
-# the trust file; only auth gets the token signing key. The resolved config names every
-# secret's target, which is its path inside the container.
+# the trust file; only auth gets the token signing key and the blind-index keys, only auth and
+# billing the data keys. The resolved config names every secret's target, which is its path
+# inside the container.
 targets_of() {
   awk -v service="  $1:" '
     $0 == service { inside = 1; next }
@@ -98,6 +99,11 @@ for app in auth orders billing; do
   expected+=$'\n'"/run/secrets/portcullis/tls/${app}.crt"$'\n'"/run/secrets/portcullis/tls/${app}.key"
   if [[ "${app}" == auth ]]; then
     expected+=$'\n'"/run/secrets/portcullis/token-key-encryption.key"
+    expected+=$'\n'"/run/secrets/portcullis/blind-index-keys.json"
+  fi
+  # The services that store sealed fields hold the data keys.
+  if [[ "${app}" == auth || "${app}" == billing ]]; then
+    expected+=$'\n'"/run/secrets/portcullis/data-keys.json"
   fi
   expected="$(sort <<<"${expected}")"
   if [[ "${targets}" == "${expected}" ]]; then
