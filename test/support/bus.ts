@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
+import { jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, connect } from '@nats-io/transport-node';
 
 import type { SecurityEvent, SecurityEvents } from '@portcullis/audit';
@@ -31,14 +32,37 @@ export class ServiceImpersonator {
     return new ServiceImpersonator(nats, codec);
   }
 
-  /** Publishes an event signed by `sender`, acting for `actor`. */
-  async publish(sender: ServiceName, type: string, payload: object, actor?: Actor): Promise<void> {
-    const wire = this.codec.seal(sender, 'event', type, payload, {
+  /**
+   * Publishes an event signed by `sender`, acting for `actor`, where services take events
+   * from: the durable stream (subject `evt.<type>`). Resolves once the stream stored it.
+   */
+  async publish(
+    sender: ServiceName,
+    type: string,
+    payload: object,
+    actor?: Actor,
+  ): Promise<Buffer> {
+    const wire = this.seal(sender, type, payload, { actor });
+    await this.publishWire(type, wire);
+    return wire;
+  }
+
+  /** Seals an event without sending it, e.g. to alter or replay it. */
+  seal(
+    sender: ServiceName,
+    type: string,
+    payload: object,
+    options: { actor?: Actor; ttlMs?: number; id?: string } = {},
+  ): Buffer {
+    return this.codec.seal(sender, 'event', type, payload, {
       correlationId: `e2e-${randomUUID()}`,
-      actor,
+      ...options,
     });
-    this.nats.publish(type, wire);
-    await this.nats.flush();
+  }
+
+  /** Puts exact bytes on the stream, under a fresh stream message id (no stream de-dup). */
+  async publishWire(type: string, wire: Uint8Array): Promise<void> {
+    await jetstream(this.nats).publish(`evt.${type}`, wire, { msgID: randomUUID() });
   }
 
   /** Sends a request signed by `sender`; resolves once any answer (or none) came back. */

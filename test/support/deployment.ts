@@ -34,11 +34,19 @@ export function availableShapes(): ShapeName[] {
   return real ? ['embedded', 'postgres-nats', 'split'] : ['embedded'];
 }
 
+/** One app's OS process, with what it takes to start it again. */
+interface AppProcess {
+  child: ChildProcess;
+  port: number;
+  log: string[];
+  env: Record<string, string>;
+}
+
 /** A running deployment: processes started from the build output, as containers run them. */
 export class Deployment {
   private constructor(
     readonly shape: ShapeName,
-    private readonly processes: Map<string, { child: ChildProcess; port: number; log: string[] }>,
+    private readonly processes: Map<string, AppProcess>,
     private readonly cleanups: Array<() => Promise<void> | void>,
     /** The deployment's SECRETS_DIR: its message-signing keys and trust file. */
     readonly secretsDir: string,
@@ -88,6 +96,25 @@ export class Deployment {
       .filter(([name]) => app === undefined || name === app)
       .map(([name, p]) => `--- ${name}\n${p.log.join('')}`)
       .join('\n');
+  }
+
+  /** Kills one app's process at once (SIGKILL): no shutdown hook runs, as in a crash. */
+  async kill(app: string): Promise<void> {
+    const entry = this.processes.get(app);
+    if (!entry || entry.child.exitCode !== null || entry.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => entry.child.once('exit', () => resolve()));
+    entry.child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Starts a killed app again on its port with its settings, and waits until it is healthy. */
+  async restart(app: string): Promise<void> {
+    const entry = this.processes.get(app);
+    if (!entry) throw new Error(`no app ${app} in this deployment`);
+    const next = startProcess(app, entry.env, entry.port);
+    next.log.unshift(...entry.log);
+    this.processes.set(app, next);
+    await waitForHealth(app, next.port, next.child, next.log);
   }
 
   async stop(): Promise<void> {
@@ -154,7 +181,7 @@ export class Deployment {
     }
 
     const apps = shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
-    const processes = new Map<string, { child: ChildProcess; port: number; log: string[] }>();
+    const processes = new Map<string, AppProcess>();
     const deployment = new Deployment(
       shape,
       processes,
@@ -190,11 +217,7 @@ export class Deployment {
   }
 }
 
-function startProcess(
-  app: string,
-  env: Record<string, string>,
-  port: number,
-): { child: ChildProcess; port: number; log: string[] } {
+function startProcess(app: string, env: Record<string, string>, port: number): AppProcess {
   const child = spawn(process.execPath, [`dist/apps/${app}/src/main.js`], {
     cwd: ROOT,
     env,
@@ -207,7 +230,7 @@ function startProcess(
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  return { child, port, log };
+  return { child, port, log, env };
 }
 
 async function waitForHealth(

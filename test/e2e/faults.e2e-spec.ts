@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+
+import { Api } from '../support/api';
+import { ServiceImpersonator } from '../support/bus';
+import { Deployment, type ShapeName, availableShapes } from '../support/deployment';
+import { securityEvents } from '../support/tokens';
+
+jest.setTimeout(180_000);
+
+/** Fault tests need real processes and a real bus: the split shape. */
+const shapes = availableShapes().filter((shape): shape is ShapeName => shape === 'split');
+
+describe.each(shapes)('failures and hostile messages, %s shape', (shape) => {
+  let deployment: Deployment;
+  let api: Api;
+  let bus: ServiceImpersonator;
+  let ada: { id: string; token: string };
+
+  beforeAll(async () => {
+    deployment = await Deployment.start(shape);
+    api = new Api(deployment);
+    ada = await api.customer('ada');
+    bus = await ServiceImpersonator.connect(deployment);
+  }, 120_000);
+
+  afterAll(async () => {
+    await bus?.close();
+    await deployment?.stop();
+  });
+
+  const placeOrder = async (token: string): Promise<string> => {
+    const response = await api.post('/orders', {
+      token,
+      headers: { 'idempotency-key': randomUUID() },
+      body: { items: [{ sku: 'KEY-002', quantity: 1 }] },
+    });
+    expect(response.status).toBe(201);
+    return response.body.id as string;
+  };
+
+  const invoicesOf = async (orderId: string, token = ada.token): Promise<any[]> =>
+    (await api.get(`/billing/invoices?orderId=${orderId}`, { token })).body as any[];
+
+  const events = (app: string): ReturnType<typeof securityEvents> =>
+    securityEvents(deployment.logs(app));
+
+  /** How many `reason` refusals billing has recorded so far. */
+  const refusals = (reason: string): number =>
+    events('billing').filter((event) => event.reason === reason).length;
+
+  /** Waits until billing has recorded more `reason` refusals than `before`. */
+  const refusedAgain = (reason: string, before: number): Promise<true> =>
+    api.eventually(() => Promise.resolve(refusals(reason) > before ? true : undefined));
+
+  it('invoices every order exactly once when billing crashes and comes back', async () => {
+    const first = await Promise.all(Array.from({ length: 20 }, () => placeOrder(ada.token)));
+    await deployment.kill('billing');
+    const during = await Promise.all(Array.from({ length: 20 }, () => placeOrder(ada.token)));
+    await deployment.restart('billing');
+
+    for (const orderId of [...first, ...during]) {
+      const invoices = await api.eventually(async () => {
+        const found = await invoicesOf(orderId);
+        return found.length > 0 ? found : undefined;
+      }, 60_000);
+      expect(invoices).toHaveLength(1);
+    }
+  });
+
+  it('marks every paid order paid once, and charges once, across a billing crash', async () => {
+    const orders = await Promise.all(Array.from({ length: 10 }, () => placeOrder(ada.token)));
+    const invoices = await Promise.all(
+      orders.map((orderId) => api.invoiceFor(orderId, ada.token) as Promise<{ id: string }>),
+    );
+    const pay = (invoiceId: string) =>
+      api
+        .post(`/billing/invoices/${invoiceId}/pay`, {
+          token: ada.token,
+          headers: { 'idempotency-key': `crash-${invoiceId}` },
+          body: { paymentMethod: { token: 'tok_visa' } },
+        })
+        .catch(() => undefined);
+
+    const inFlight = invoices.map(({ id }) => pay(id));
+    await deployment.kill('billing');
+    await Promise.all(inFlight);
+    await deployment.restart('billing');
+
+    // A client retries with the same key until it has an answer: one charge per invoice.
+    for (const { id } of invoices) {
+      const answer = await api.eventually(async () => {
+        const response = await pay(id);
+        return response?.status === 200 ? response.body : undefined;
+      }, 30_000);
+      const again = await pay(id);
+      expect(again?.body).toEqual(answer);
+      expect((await pay(randomUUID()))?.status ?? 0).not.toBe(200);
+    }
+    for (const orderId of orders) {
+      const order = await api.eventually(async () => {
+        const current = await api.get(`/orders/${orderId}`, { token: ada.token });
+        return current.body.status === 'paid' ? current.body : undefined;
+      }, 30_000);
+      expect(order.status).toBe('paid');
+    }
+  });
+
+  describe('a captured event', () => {
+    it('has no effect when replayed, again after a restart, and each replay is recorded', async () => {
+      const orderId = randomUUID();
+      const payload = { orderId, customerId: ada.id, totalCents: 4_999, currency: 'EUR' };
+      const actor = { id: ada.id, roles: ['customer'] };
+      const wire = await bus.publish('orders', 'orders.created', payload, actor);
+      await api.eventually(async () =>
+        (await invoicesOf(orderId)).length === 1 ? true : undefined,
+      );
+
+      await bus.publishWire('orders.created', wire);
+      await refusedAgain('replayed', 0);
+      await deployment.kill('billing');
+      await deployment.restart('billing');
+      const before = refusals('replayed');
+      await bus.publishWire('orders.created', wire);
+      await refusedAgain('replayed', before);
+
+      expect(await invoicesOf(orderId)).toHaveLength(1);
+    });
+
+    it('is refused when one byte is changed, when stale, or when sent by a service not allowed it', async () => {
+      const attempts: Array<[string, () => Buffer]> = [];
+      const orderIds: string[] = [];
+      const payloadFor = () => {
+        const orderId = randomUUID();
+        orderIds.push(orderId);
+        return { orderId, customerId: ada.id, totalCents: 100, currency: 'EUR' };
+      };
+      const actor = { id: ada.id, roles: ['customer'] };
+      attempts.push([
+        'bad_signature',
+        () => {
+          const wire = bus.seal('orders', 'orders.created', payloadFor(), { actor });
+          wire[wire.length - 3] ^= 0x01;
+          return wire;
+        },
+      ]);
+      attempts.push([
+        'expired',
+        () => bus.seal('orders', 'orders.created', payloadFor(), { actor, ttlMs: -1_000 }),
+      ]);
+      attempts.push([
+        'type_not_allowed',
+        () => bus.seal('billing', 'orders.created', payloadFor(), { actor }),
+      ]);
+
+      for (const [reason, make] of attempts) {
+        const before = refusals(reason);
+        await bus.publishWire('orders.created', make());
+        await refusedAgain(reason, before);
+      }
+      for (const orderId of orderIds) expect(await invoicesOf(orderId)).toEqual([]);
+    });
+  });
+});
