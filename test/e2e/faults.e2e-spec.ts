@@ -53,6 +53,38 @@ describe.each(shapes)('failures and hostile messages, %s shape', (shape) => {
   const refusedAgain = (reason: string, before: number): Promise<true> =>
     api.eventually(() => Promise.resolve(refusals(reason) > before ? true : undefined));
 
+  it('invoices every one of 200 orders exactly once when NATS goes down and comes back', async () => {
+    const nats = deployment.ownNatsServer();
+    const placed: string[] = [];
+    let outage: Promise<void> | undefined;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < 200) {
+          next += 1;
+          if (next === 50) {
+            outage = (async () => {
+              await nats.stop();
+              await new Promise((resolve) => setTimeout(resolve, 2_000));
+              await nats.start();
+            })();
+          }
+          placed.push(await placeOrder(ada.token));
+        }
+      }),
+    );
+    await outage;
+
+    expect(placed).toHaveLength(200);
+    for (const orderId of placed) {
+      const invoices = await api.eventually(async () => {
+        const found = await invoicesOf(orderId);
+        return found.length > 0 ? found : undefined;
+      }, 60_000);
+      expect(invoices).toHaveLength(1);
+    }
+  });
+
   it('invoices every order exactly once when billing crashes and comes back', async () => {
     const first = await Promise.all(Array.from({ length: 20 }, () => placeOrder(ada.token)));
     await deployment.kill('billing');

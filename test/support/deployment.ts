@@ -68,6 +68,12 @@ export class Deployment {
       : { servers: this.natsUrl };
   }
 
+  /** The deployment's own NATS server, to stop and start it (split shape only). */
+  ownNatsServer(): RunningNatsServer {
+    if (!this.natsServer) throw new Error(`the ${this.shape} shape runs no NATS server of its own`);
+    return this.natsServer;
+  }
+
   /** What the deployment's own NATS server printed (refused connections, violations). */
   natsServerLog(): string {
     return this.natsServer?.log.join('') ?? '';

@@ -48,11 +48,61 @@ export function natsTlsEnv(secretsDir: string, user: string): Record<string, str
   };
 }
 
-export interface RunningNatsServer {
-  readonly url: string;
-  readonly child: ChildProcess;
+/**
+ * A nats-server of the suite's own. It can be stopped and started again on the same port,
+ * configuration and JetStream store, to test what an outage does.
+ */
+export class RunningNatsServer {
   /** What the server printed: connections, TLS failures, permission violations. */
-  readonly log: string[];
+  readonly log: string[] = [];
+  private process!: ChildProcess;
+
+  constructor(
+    readonly url: string,
+    private readonly configFile: string,
+    private readonly port: number,
+  ) {}
+
+  get child(): ChildProcess {
+    return this.process;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(natsServerCommand(), ['-c', this.configFile, '-js'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.process = child;
+    const keep = (chunk: Buffer): void => {
+      this.log.push(chunk.toString('utf8'));
+      if (this.log.length > 2000) this.log.splice(0, this.log.length - 2000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const failed = new Promise<never>((_, reject) => {
+      child.once('error', (error) =>
+        reject(new Error(`nats-server could not start (apt-get install nats-server): ${error}`)),
+      );
+      child.once('exit', (code) =>
+        reject(new Error(`nats-server exited with ${code} during start-up:\n${this.log.join('')}`)),
+      );
+    });
+    failed.catch(() => undefined);
+    try {
+      await Promise.race([failed, listening(this.port)]);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
+  }
+
+  /** Stops the server at once (SIGKILL), as a crash or a network cut would. */
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
 
 /**
@@ -86,33 +136,9 @@ export async function startTlsNatsServer(
       },
     }),
   );
-
-  const child = spawn(natsServerCommand(), ['-c', configFile, '-js'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const keep = (chunk: Buffer): void => {
-    log.push(chunk.toString('utf8'));
-    if (log.length > 2000) log.splice(0, log.length - 2000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (error) =>
-      reject(new Error(`nats-server could not start (apt-get install nats-server): ${error}`)),
-    );
-    child.once('exit', (code) =>
-      reject(new Error(`nats-server exited with ${code} during start-up:\n${log.join('')}`)),
-    );
-  });
-  failed.catch(() => undefined);
-  try {
-    await Promise.race([failed, listening(port)]);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  }
-  return { url: `tls://127.0.0.1:${port}`, child, log };
+  const server = new RunningNatsServer(`tls://127.0.0.1:${port}`, configFile, port);
+  await server.start();
+  return server;
 }
 
 /** Debian installs nats-server in /usr/sbin, which is not on every PATH. */

@@ -77,7 +77,12 @@ export class JetStreamEventStream implements EventStream {
           },
     );
     const source = await this.js.consumers.get(EVENTS_STREAM, name);
-    const messages = await source.consume({ max_messages: 64 });
+    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart.
+    const messages = await source.consume({
+      max_messages: 64,
+      expires: 5_000,
+      idle_heartbeat: 2_000,
+    });
     this.stops.push(() => void messages.close());
     void (async () => {
       for await (const message of messages) {
