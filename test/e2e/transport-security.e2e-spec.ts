@@ -7,6 +7,8 @@ import { TLS_NAMES, ensureDevelopmentCertificates } from '@portcullis/crypto';
 
 import { Api } from '../support/api';
 import { Deployment, availableShapes } from '../support/deployment';
+import { freePort } from '../support/free-port';
+import { type RunningNatsServer, natsTlsEnv, startTlsNatsServer } from '../support/nats-server';
 import { createTempDir, removeTempDir } from '../../jest/temp-dir';
 
 /**
@@ -72,54 +74,38 @@ describeSplit('transport security of the bus, split shape', () => {
 
   describe('the apps, each on its own certificate', () => {
     it('carry the order flow: events, requests, replies and broadcasts', async () => {
-      const ada = await api.customer('ada');
-      const place = async () => {
-        const response = await api.post('/orders', {
-          token: ada.token,
-          headers: { 'idempotency-key': randomUUID() },
-          body: { items: [{ sku: 'KEY-001', quantity: 1 }] },
-        });
-        expect(response.status).toBe(201);
-        return response.body as { id: string };
-      };
-
-      // evt.orders.created: orders publishes, billing opens the invoice.
-      const paidOrder = await place();
-      const invoice = await api.invoiceFor(paidOrder.id, ada.token);
-      const paid = await api.post(`/billing/invoices/${invoice.id}/pay`, {
-        token: ada.token,
-        headers: { 'idempotency-key': randomUUID() },
-        body: { paymentMethod: { token: 'tok_visa' } },
-      });
-      expect(paid.status).toBe(200);
-      // evt.billing.invoice.paid: billing publishes, orders marks the order paid.
-      await api.eventually(async () => {
-        const current = await api.get(`/orders/${paidOrder.id}`, { token: ada.token });
-        return current.body.status === 'paid' ? true : undefined;
-      });
-
-      // billing.invoice.void: orders asks, billing answers in orders' inbox.
-      const cancelledOrder = await place();
-      const open = await api.invoiceFor(cancelledOrder.id, ada.token);
-      const cancelled = await api.post(`/orders/${cancelledOrder.id}/cancel`, {
-        token: ada.token,
-      });
-      expect(cancelled.status).toBe(200);
-      const voided = await api.get(`/billing/invoices/${open.id}`, { token: ada.token });
-      expect(voided.body.status).toBe('void');
-
-      // evt.auth.session.revoked: auth broadcasts, orders and billing refuse the token.
-      expect((await api.post('/auth/logout', { token: ada.token })).status).toBe(204);
-      await api.eventually(async () => {
-        const orders = await api.get('/orders', { token: ada.token });
-        const invoices = await api.get('/billing/invoices', { token: ada.token });
-        return orders.status === 401 && invoices.status === 401 ? true : undefined;
-      });
+      await runOrderFlow(api);
     });
 
     it('never ran into a permission the allow-list does not grant', () => {
       expect(deployment.natsServerLog()).not.toMatch(/Violation/);
     });
+  });
+
+  describe('the one process, on the platform certificate', () => {
+    let platform: Deployment | undefined;
+    let nats: RunningNatsServer | undefined;
+    let directory: string | undefined;
+
+    afterAll(async () => {
+      await platform?.stop();
+      await nats?.stop();
+      if (directory) removeTempDir(directory);
+    });
+
+    it("carries the order flow with the three services' permissions", async () => {
+      directory = createTempDir('platform-nats');
+      ensureDevelopmentCertificates(directory, ['platform']);
+      nats = await startTlsNatsServer(directory, directory, await freePort());
+      platform = await Deployment.start('postgres-nats', {
+        NATS_URL: nats.url,
+        ...natsTlsEnv(directory, 'platform'),
+      });
+
+      await runOrderFlow(new Api(platform));
+
+      expect(nats.log.join('')).not.toMatch(/Violation/);
+    }, 120_000);
   });
 
   describe('a connection', () => {
@@ -235,3 +221,48 @@ describeSplit('transport security of the bus, split shape', () => {
     });
   });
 });
+
+/**
+ * Places, pays and cancels orders and logs out, so that every kind of message crosses the bus:
+ * events both ways (`evt.orders.created`, `evt.billing.invoice.paid`), a request and its reply
+ * (`billing.invoice.void`), and a broadcast every process applies (`evt.auth.session.revoked`).
+ */
+async function runOrderFlow(api: Api): Promise<void> {
+  const ada = await api.customer('ada');
+  const place = async () => {
+    const response = await api.post('/orders', {
+      token: ada.token,
+      headers: { 'idempotency-key': randomUUID() },
+      body: { items: [{ sku: 'KEY-001', quantity: 1 }] },
+    });
+    expect(response.status).toBe(201);
+    return response.body as { id: string };
+  };
+
+  const paidOrder = await place();
+  const invoice = await api.invoiceFor(paidOrder.id, ada.token);
+  const paid = await api.post(`/billing/invoices/${invoice.id}/pay`, {
+    token: ada.token,
+    headers: { 'idempotency-key': randomUUID() },
+    body: { paymentMethod: { token: 'tok_visa' } },
+  });
+  expect(paid.status).toBe(200);
+  await api.eventually(async () => {
+    const current = await api.get(`/orders/${paidOrder.id}`, { token: ada.token });
+    return current.body.status === 'paid' ? true : undefined;
+  });
+
+  const cancelledOrder = await place();
+  const open = await api.invoiceFor(cancelledOrder.id, ada.token);
+  const cancelled = await api.post(`/orders/${cancelledOrder.id}/cancel`, { token: ada.token });
+  expect(cancelled.status).toBe(200);
+  const voided = await api.get(`/billing/invoices/${open.id}`, { token: ada.token });
+  expect(voided.body.status).toBe('void');
+
+  expect((await api.post('/auth/logout', { token: ada.token })).status).toBe(204);
+  await api.eventually(async () => {
+    const orders = await api.get('/orders', { token: ada.token });
+    const invoices = await api.get('/billing/invoices', { token: ada.token });
+    return orders.status === 401 && invoices.status === 401 ? true : undefined;
+  });
+}
