@@ -26,6 +26,12 @@ import { VerifiedTokenCache } from './verified-token-cache';
 
 type GuardedRequest = FastifyRequest & VerifiedTokenRequest & { user?: Actor };
 
+/** What a handler's decorators say about who may call it. */
+interface HandlerPolicy {
+  readonly isPublic: boolean;
+  readonly roles?: string[];
+}
+
 /** Runs the passport strategy and maps every failure to one 401 without library text. */
 class PassportAccessGuard extends AuthGuard(ACCESS_TOKEN_STRATEGY) {
   constructor(private readonly events: SecurityEvents) {
@@ -67,6 +73,8 @@ function reasonOf(cause: unknown): string {
 @Injectable()
 export class AccessGuard implements CanActivate {
   private readonly passport: PassportAccessGuard;
+  /** Each handler's policy by class, read from the decorators once, not on every request. */
+  private readonly policies = new WeakMap<object, WeakMap<object, HandlerPolicy>>();
 
   constructor(
     private readonly reflector: Reflector,
@@ -78,9 +86,7 @@ export class AccessGuard implements CanActivate {
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true;
-    const roles = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_ROLES, targets);
+    const { isPublic, roles } = this.policyOf(context);
 
     switch (context.getType()) {
       case 'http':
@@ -90,6 +96,21 @@ export class AccessGuard implements CanActivate {
       case 'ws':
         return false;
     }
+  }
+
+  private policyOf(context: ExecutionContext): HandlerPolicy {
+    const [handler, controller] = [context.getHandler(), context.getClass()];
+    let byHandler = this.policies.get(controller);
+    const known = byHandler?.get(handler);
+    if (known) return known;
+    const targets = [handler, controller];
+    const policy = {
+      isPublic: this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true,
+      roles: this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_ROLES, targets),
+    };
+    if (!byHandler) this.policies.set(controller, (byHandler = new WeakMap()));
+    byHandler.set(handler, policy);
+    return policy;
   }
 
   private async admitRequest(context: ExecutionContext, roles?: string[]): Promise<boolean> {

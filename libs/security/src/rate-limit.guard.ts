@@ -20,14 +20,30 @@ export const RATE_LIMIT_BY_USER = 'user';
 
 const TOO_MANY_REQUESTS = 'too many requests; try again later';
 
+/** Metadata keys that `@SkipThrottle()` and `@Throttle()` write, followed by the budget name. */
+const SKIP_KEY = 'THROTTLER:SKIP';
+const LIMIT_KEY = 'THROTTLER:LIMIT';
+const TTL_KEY = 'THROTTLER:TTL';
+
+/** A route's share of one budget, read once per handler from its decorators. */
+interface RouteBudget {
+  readonly skip: boolean;
+  readonly limit: number;
+  readonly ttl: number;
+}
+
 /**
  * A throttler guard that enforces one named budget over all HTTP routes of a process. The
  * budget is keyed by `name:tracker` only (not by route); a refusal is a 429 carrying
  * `Retry-After` and is recorded once per window as a security event. Messages are not
  * counted here: they come from services, not clients.
+ *
+ * Per request it counts one hit and nothing more: what `@SkipThrottle()` and `@Throttle()`
+ * say about a route's share of the budget is read once per handler, not on every request.
  */
 abstract class RateLimitGuard extends ThrottlerGuard {
   protected abstract readonly budget: string;
+  private readonly routes = new WeakMap<object, WeakMap<object, RouteBudget>>();
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
@@ -46,6 +62,51 @@ abstract class RateLimitGuard extends ThrottlerGuard {
 
   protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
     return Promise.resolve(context.getType() !== 'http');
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (await this.shouldSkip(context)) return true;
+    const route = this.routeBudget(context);
+    if (route.skip) return true;
+    const tracker = await this.getTracker(context.switchToHttp().getRequest());
+    const key = this.generateKey(context, tracker, this.budget);
+    const record = await this.storageService.increment(
+      key,
+      route.ttl,
+      route.limit,
+      route.ttl,
+      this.budget,
+    );
+    if (record.isBlocked) {
+      await this.throwThrottlingException(context, {
+        ...record,
+        limit: route.limit,
+        ttl: route.ttl,
+        key,
+        tracker,
+      });
+    }
+    return true;
+  }
+
+  private routeBudget(context: ExecutionContext): RouteBudget {
+    const [handler, controller] = [context.getHandler(), context.getClass()];
+    let byHandler = this.routes.get(controller);
+    const known = byHandler?.get(handler);
+    if (known) return known;
+    const targets = [handler, controller];
+    const read = (key: string): unknown =>
+      this.reflector.getAllAndOverride<unknown>(key + this.budget, targets);
+    const defaults = this.throttlers[0];
+    const limit = read(LIMIT_KEY) ?? defaults.limit;
+    const ttl = read(TTL_KEY) ?? defaults.ttl;
+    if (typeof limit !== 'number' || typeof ttl !== 'number') {
+      throw new Error(`the ${this.budget} rate limit needs a numeric limit and ttl`);
+    }
+    const route = { skip: read(SKIP_KEY) === true, limit, ttl };
+    if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
+    byHandler.set(handler, route);
+    return route;
   }
 
   protected override generateKey(
