@@ -23,6 +23,9 @@ const common = {
 
 /** @type {import('jest').Config} */
 export default {
+  // A global option: Jest ignores testTimeout inside a project. Long end-to-end steps
+  // (start-up, outages) set their own limits where they need more.
+  testTimeout: 60_000,
   projects: [
     {
       ...common,

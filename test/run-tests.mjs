@@ -30,6 +30,16 @@ function counts(file) {
   }
 }
 
+/**
+ * Suites that belong to one shape: the fault and transport-security suites need the split
+ * shape's own nats-server; the PostgreSQL TLS suite starts a cluster of its own, once.
+ */
+const SHAPE_ONLY = {
+  faults: 'split',
+  'transport-security': 'split',
+  'database-tls': 'postgres-nats',
+};
+
 const results = [];
 const unitStatus = run('unit tests', process.execPath, [
   ...jest,
@@ -46,10 +56,21 @@ if (buildStatus !== 0) results.push(['build', { passed: 0, failed: 1 }, buildSta
 if (buildStatus === 0) {
   for (const shape of shapes) {
     const file = `.e2e/e2e-${shape}.json`;
+    const elsewhere = Object.entries(SHAPE_ONLY)
+      .filter(([, only]) => only !== shape)
+      .map(([suite]) => `/test/e2e/${suite}\\.e2e-spec\\.ts$`);
     const status = run(
       `end-to-end: ${shape} shape`,
       process.execPath,
-      [...jest, '--selectProjects', 'e2e', '--runInBand', '--json', `--outputFile=${file}`],
+      [
+        ...jest,
+        '--selectProjects',
+        'e2e',
+        '--runInBand',
+        '--json',
+        `--outputFile=${file}`,
+        ...(elsewhere.length ? ['--testPathIgnorePatterns', ...elsewhere] : []),
+      ],
       { E2E_SHAPES: shape },
     );
     results.push([`e2e ${shape}`, counts(file), status]);

@@ -8,7 +8,7 @@ import { buildDataSourceOptions, loadConfig } from '@portcullis/core';
 import { TLS_NAMES, ensureDevelopmentCertificates } from '@portcullis/crypto';
 
 import { createTempDir, removeTempDir } from '../../jest/temp-dir';
-import { Deployment, availableShapes } from '../support/deployment';
+import { Deployment } from '../support/deployment';
 import { freePort } from '../support/free-port';
 import { TlsPostgres, tlsPostgresUnavailable } from '../support/tls-postgres';
 
@@ -17,18 +17,16 @@ import { TlsPostgres, tlsPostgresUnavailable } from '../support/tls-postgres';
  * this file with a certificate from the development CA. It runs once, with the real-server
  * shapes, where PostgreSQL's binaries are installed.
  */
-const unavailable = availableShapes().includes('postgres-nats')
-  ? tlsPostgresUnavailable()
-  : 'it runs with the real-server shapes';
-const describeTls = unavailable === undefined ? describe : describe.skip;
-
-describeTls(`TLS to PostgreSQL${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+// `npm test` runs this file with the postgres-nats shape only (see test/run-tests.mjs).
+describe('TLS to PostgreSQL', () => {
   let certificates: string;
   let otherCa: string;
   let postgres: TlsPostgres;
   const file = (name: string) => join(certificates, name);
 
   beforeAll(async () => {
+    const unavailable = tlsPostgresUnavailable();
+    if (unavailable) throw new Error(`cannot start a TLS PostgreSQL here: ${unavailable}`);
     certificates = createTempDir('database-tls');
     otherCa = createTempDir('database-tls-other-ca');
     ensureDevelopmentCertificates(certificates, []);

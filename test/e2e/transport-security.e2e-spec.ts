@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { TLS_NAMES, ensureDevelopmentCertificates } from '@portcullis/crypto';
 
 import { Api } from '../support/api';
-import { Deployment, availableShapes } from '../support/deployment';
+import { Deployment } from '../support/deployment';
 import { freePort } from '../support/free-port';
 import { type RunningNatsServer, natsTlsEnv, startTlsNatsServer } from '../support/nats-server';
 import { createTempDir, removeTempDir } from '../../jest/temp-dir';
@@ -16,9 +16,8 @@ import { createTempDir, removeTempDir } from '../../jest/temp-dir';
  * takes a client's user from its certificate, and holds each user to the subjects the
  * message allow-list gives its service.
  */
-const describeSplit = availableShapes().includes('split') ? describe : describe.skip;
-
-describeSplit('transport security of the bus, split shape', () => {
+// `npm test` runs this file with the split shape only (see test/run-tests.mjs).
+describe('transport security of the bus, split shape', () => {
   let deployment: Deployment;
   let api: Api;
   const connections: NatsConnection[] = [];
