@@ -127,7 +127,7 @@ async function rotateData(
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
     throw new Error('--batch-size must be a whole number above 0');
   }
-  if (options.wait) await waitForEveryProcess(config, encryption);
+  if (options.wait) await waitForEveryProcess(config, encryption, services);
   return withTables(config, encryption, services, async (tables) => {
     for (let pass = 1; pass <= 5; pass += 1) {
       let stale = 0;
@@ -197,11 +197,13 @@ async function status(
   services: readonly string[],
 ): Promise<number> {
   const keys = encryption.cipher.keys;
-  const index = encryption.blindIndex();
   print(
     `data keys (${keys.kind}): current ${keys.currentVersion()}, min ${keys.minDecryptVersion()}`,
   );
-  print(`blind-index keys: current ${index.currentVersion}, min ${index.minVersion}`);
+  if (usesBlindIndex(services)) {
+    const index = encryption.blindIndex();
+    print(`blind-index keys: current ${index.currentVersion}, min ${index.minVersion}`);
+  }
   return withTables(config, encryption, services, async (tables) => {
     for (const count of await countsOf(tables)) {
       print(`${count.table}.${count.column}: version ${count.version}: ${count.rows}`);
@@ -261,11 +263,16 @@ async function countsOf(tables: readonly Table[]): Promise<VersionCount[]> {
 }
 
 async function allCurrent(tables: readonly Table[], encryption: FieldEncryption): Promise<boolean> {
-  const current = {
-    data: encryption.cipher.keys.currentVersion(),
-    'blind-index': encryption.blindIndex().currentVersion,
-  };
-  return (await countsOf(tables)).every((count) => count.version >= current[count.keys]);
+  const current = (keys: Keyring): number =>
+    keys === 'data'
+      ? encryption.cipher.keys.currentVersion()
+      : encryption.blindIndex().currentVersion;
+  return (await countsOf(tables)).every((count) => count.version >= current(count.keys));
+}
+
+/** Only auth's tables have blind indexes; a process for billing alone holds no index keys. */
+function usesBlindIndex(services: readonly string[]): boolean {
+  return services.includes('auth');
 }
 
 /**
@@ -273,13 +280,19 @@ async function allCurrent(tables: readonly Table[], encryption: FieldEncryption)
  * process uses them: a process that still wrote or looked up under an older version would
  * otherwise undo part of the pass (or miss an account reindexed under the new one).
  */
-async function waitForEveryProcess(config: AppConfig, encryption: FieldEncryption): Promise<void> {
-  const index = encryption.blindIndex();
-  const created = [
-    encryption.cipher.keys.versionCreatedAt(encryption.cipher.keys.currentVersion()),
-    index.versionCreatedAt(index.currentVersion),
-  ].map((date) => date?.getTime() ?? 0);
-  const readyAt = Math.max(...created) + (config.keyReloadSeconds + 1) * 1000;
+async function waitForEveryProcess(
+  config: AppConfig,
+  encryption: FieldEncryption,
+  services: readonly string[],
+): Promise<void> {
+  const keys = encryption.cipher.keys;
+  const created = [keys.versionCreatedAt(keys.currentVersion())];
+  if (usesBlindIndex(services)) {
+    const index = encryption.blindIndex();
+    created.push(index.versionCreatedAt(index.currentVersion));
+  }
+  const times = created.map((date) => date?.getTime() ?? 0);
+  const readyAt = Math.max(...times) + (config.keyReloadSeconds + 1) * 1000;
   const waitMs = readyAt - Date.now();
   if (waitMs > 0) {
     print(`Waiting ${Math.ceil(waitMs / 1000)} s until every process has loaded the new keys.`);
