@@ -237,12 +237,16 @@ async function withTables(
       const dataSource = new DataSource({ ...options, migrations: [] });
       await dataSource.initialize();
       dataSources.push(dataSource);
-      const migrated = await dataSource
-        .query<Array<{ name: string }>>(
-          `SELECT name FROM "${service}"."migrations" WHERE name = $1`,
-          [SEALING_MIGRATIONS[service]],
-        )
-        .catch(() => []);
+      const [{ migrations }] = await dataSource.query<Array<{ migrations: string | null }>>(
+        'SELECT to_regclass($1)::text AS migrations',
+        [`"${service}"."migrations"`],
+      );
+      const migrated = migrations
+        ? await dataSource.query<Array<{ name: string }>>(
+            `SELECT name FROM "${service}"."migrations" WHERE name = $1`,
+            [SEALING_MIGRATIONS[service]],
+          )
+        : [];
       if (migrated.length === 0) {
         throw new Error(`start ${service} once first, so that its migrations seal its tables`);
       }
@@ -285,14 +289,21 @@ async function waitForEveryProcess(
   encryption: FieldEncryption,
   services: readonly string[],
 ): Promise<void> {
+  // Only a keyring with older versions still in use can have records to move.
   const keys = encryption.cipher.keys;
-  const created = [keys.versionCreatedAt(keys.currentVersion())];
+  const created: Array<Date | undefined> = [];
+  if (keys.currentVersion() > keys.minDecryptVersion()) {
+    created.push(keys.versionCreatedAt(keys.currentVersion()));
+  }
   if (usesBlindIndex(services)) {
     const index = encryption.blindIndex();
-    created.push(index.versionCreatedAt(index.currentVersion));
+    if (index.currentVersion > index.minVersion) {
+      created.push(index.versionCreatedAt(index.currentVersion));
+    }
   }
-  const times = created.map((date) => date?.getTime() ?? 0);
-  const readyAt = Math.max(...times) + (config.keyReloadSeconds + 1) * 1000;
+  // A version of unknown age may be brand new: wait a whole interval for it.
+  const times = created.map((date) => date?.getTime() ?? Date.now());
+  const readyAt = Math.max(0, ...times) + (config.keyReloadSeconds + 1) * 1000;
   const waitMs = readyAt - Date.now();
   if (waitMs > 0) {
     print(`Waiting ${Math.ceil(waitMs / 1000)} s until every process has loaded the new keys.`);

@@ -61,7 +61,8 @@ export class Keyring {
       const key = Buffer.from(typeof entry.key === 'string' ? entry.key : '', 'base64');
       if (key.length !== 32) throw new KeyringError(secret, `version ${version} is not 32 bytes`);
       keys.set(version, key);
-      created.set(version, new Date(entry.createdAt ?? 0));
+      const createdAt = new Date(entry.createdAt ?? Number.NaN);
+      if (!Number.isNaN(createdAt.getTime())) created.set(version, createdAt);
     }
     if (!isVersion(file.current) || !keys.has(file.current)) {
       throw new KeyringError(secret, '"current" must name one of its versions');
@@ -85,7 +86,7 @@ export class Keyring {
       .sort((a, b) => b - a);
   }
 
-  /** When a version was added (the epoch when the file does not say). */
+  /** When a version was added, if the file says. */
   createdAt(version: number): Date | undefined {
     return this.created.get(version);
   }
