@@ -15,8 +15,10 @@ import {
 import type { TokenKeyStore } from '@portcullis/security';
 
 import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-contexts';
-// Not part of the core barrel: only the bootstrap registers it, and this suite walks it.
+// Not part of the library barrels: only the bootstrap and the security module register them,
+// and this suite walks them.
 import { CoreModule } from '../../../libs/core/src/bootstrap/core.module';
+import { RevocationListener } from '../../../libs/security/src/revocation.listener';
 import { AuthModule } from '../../auth/src/auth.module';
 import { BillingModule } from '../../billing/src/billing.module';
 import { OrdersModule } from '../../orders/src/orders.module';
@@ -44,12 +46,13 @@ interface Handler {
   readonly method: () => void;
 }
 
-/** Every controller that the three apps and the core module register. */
+/** Every controller that the three apps, the core module and the security module register. */
 function allControllers(): Type[] {
   const core = CoreModule.forRoot(loadConfig({}), ['auth', 'orders', 'billing']);
   const modules = [AuthModule, OrdersModule, BillingModule];
   return [
     ...(core.controllers ?? []),
+    RevocationListener,
     ...modules.flatMap(
       (module) => (Reflect.getMetadata(MODULE_METADATA.CONTROLLERS, module) as Type[]) ?? [],
     ),
@@ -107,7 +110,13 @@ describe('the global guard over every handler of every app', () => {
       expect.arrayContaining(['POST /orders', 'POST /billing/invoices/:id/pay', 'GET /auth/me']),
     );
     expect(messageHandlers.map((h) => h.name)).toEqual(
-      expect.arrayContaining(['onOrderCreated', 'onInvoicePaid', 'voidInvoice']),
+      expect.arrayContaining([
+        'onOrderCreated',
+        'onInvoicePaid',
+        'voidInvoice',
+        'onSessionsRevoked',
+        'onKeysRotated',
+      ]),
     );
   });
 

@@ -15,7 +15,11 @@ import {
   ValidateNested,
 } from 'class-validator';
 
-const MAX_TOTAL_CENTS = 100_000_000_000;
+/**
+ * The largest amount of one order or invoice, in minor units: a total the order service refuses
+ * to exceed, and that message receivers refuse in a payload.
+ */
+export const MAX_TOTAL_CENTS = 100_000_000_000;
 
 /** `orders.created`: a customer placed an order; billing opens its invoice. */
 export class OrderCreatedEvent {

@@ -13,6 +13,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager, In } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
+import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
 import type { Actor } from '@portcullis/core';
 import { MessageClient, MessageRequestError, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
@@ -157,12 +158,19 @@ export class OrdersService {
         lineTotalCents: product.unitPriceCents * item.quantity,
       });
     });
+    const totalCents = lines.reduce((sum, line) => sum + line.lineTotalCents, 0);
+    if (!Number.isSafeInteger(totalCents) || totalCents > MAX_TOTAL_CENTS) {
+      throw new UnprocessableEntityException([
+        `items: the total must not exceed ${MAX_TOTAL_CENTS}`,
+      ]);
+    }
+
     const now = new Date();
     return Object.assign(new Order(), {
       id: orderId,
       customerId: actor.id,
       status: 'pending_payment' as const,
-      totalCents: lines.reduce((sum, line) => sum + line.lineTotalCents, 0),
+      totalCents,
       currency: products[0].currency,
       lines,
       createdAt: now,
