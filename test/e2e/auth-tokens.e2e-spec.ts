@@ -394,7 +394,10 @@ describe.each(availableShapes())('access tokens under attack, %s shape', (shape)
       });
       const withdrawnAt = Date.now();
       expect(rotated.status).toBe(200);
-      expect(rotated.body).toEqual({ kid: expect.any(String), withdrawnKids: [rotatedKid] });
+      expect(rotated.body).toEqual({
+        kid: expect.any(String),
+        withdrawnKids: expect.arrayContaining([rotatedKid]),
+      });
       const kids = (await api.get('/.well-known/jwks.json')).body.keys.map(
         (key: { kid: string }) => key.kid,
       );
@@ -430,8 +433,8 @@ describe.each(availableShapes())('access tokens under attack, %s shape', (shape)
       });
       expectCleanRefusal(response, id);
 
-      // Retired normally, not withdrawn: the first key's tokens still verify.
-      expect((await api.get('/orders', { token: victim.token })).status).toBe(200);
+      // A leak withdraws every key that still verified, the first one included.
+      expect((await api.get('/orders', { token: victim.token })).status).toBe(401);
     });
   });
 });

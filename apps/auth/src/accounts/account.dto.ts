@@ -9,6 +9,7 @@ import {
   IsInt,
   IsOptional,
   IsString,
+  Matches,
   Max,
   MaxLength,
   Min,
@@ -22,6 +23,9 @@ export class RegisterDto {
   @IsString()
   @MaxLength(254)
   @IsEmail({ allow_display_name: false, allow_ip_domain: false, require_tld: true })
+  @Matches(/^[\x21-\x7e]+$/, {
+    message: 'email must be plain ASCII (internationalised domains in their xn-- form)',
+  })
   email!: string;
 
   @ApiProperty({ example: 'correct horse battery staple', minLength: 12, maxLength: 128 })

@@ -175,8 +175,12 @@ export class AccountsService implements OnApplicationBootstrap {
     } else {
       try {
         checkPasswordPolicy(normalizeEmail(email), password);
-      } catch {
-        throw new Error('BOOTSTRAP_ADMIN_PASSWORD does not meet the password policy');
+      } catch (error) {
+        const rule = (error as { getResponse?: () => { message?: string[] } }).getResponse?.()
+          .message?.[0];
+        throw new Error(`BOOTSTRAP_ADMIN_PASSWORD does not meet the password policy: ${rule}`, {
+          cause: error,
+        });
       }
       await this.create(normalizeEmail(email), password, ['admin']);
     }

@@ -84,22 +84,24 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Makes a new key active. The previous one keeps verifying until its tokens expire, unless
-   * `withdrawPrevious` (a suspected leak): then it leaves the JWKS at once and every service
-   * is told to drop it.
+   * `withdrawPrevious` (a suspected leak): then every key that still verifies leaves the JWKS
+   * at once and every service is told to drop them.
    */
   async rotate(withdrawPrevious = false): Promise<{ kid: string; withdrawnKids: string[] }> {
     const now = new Date();
     const { kid, withdrawnKids } = await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['portcullis:signing-keys']);
       const previous = await tx.findBy(SigningKey, { retiredAt: IsNull() });
-      const withdrawn = withdrawPrevious ? previous.map((key) => key.kid) : [];
-      for (const key of previous) {
-        await tx.update(
-          SigningKey,
-          { kid: key.kid },
-          { retiredAt: now, withdrawnAt: withdrawPrevious ? now : null },
-        );
-      }
+      for (const key of previous) await tx.update(SigningKey, { kid: key.kid }, { retiredAt: now });
+      // A suspected leak withdraws every key that still verifies, not only the last active one.
+      const verifying = withdrawPrevious
+        ? await tx.findBy(SigningKey, { withdrawnAt: IsNull() })
+        : [];
+      const horizon = Date.now() - this.config.accessTokenTtlSeconds * 1000 - SKEW_MS;
+      const withdrawn = verifying
+        .filter((key) => key.retiredAt === null || key.retiredAt.getTime() > horizon)
+        .map((key) => key.kid);
+      for (const kid of withdrawn) await tx.update(SigningKey, { kid }, { withdrawnAt: now });
       const created = await this.insertKey(tx, newRsaKey());
       await this.outbox.enqueue(tx, 'auth.keys.rotated', {
         activeKid: created,
