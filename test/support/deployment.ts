@@ -1,7 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -15,6 +14,7 @@ import {
   natsTlsEnv,
   startTlsNatsServer,
 } from './nats-server';
+import { freePort } from './free-port';
 
 /** The shapes the end-to-end suite runs against. */
 export type ShapeName = 'embedded' | 'postgres-nats' | 'split';
@@ -270,21 +270,6 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolvePort(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} must be set for this shape`);
@@ -292,9 +277,11 @@ function requireEnv(name: string): string {
 }
 
 /** A fresh database per deployment, dropped afterwards, so shapes never see each other's rows. */
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function createDatabase(
+  prefix = 'portcullis_e2e',
+): Promise<{ url: string; drop: () => Promise<void> }> {
   const adminUrl = requireEnv('TEST_DATABASE_URL');
-  const name = `portcullis_e2e_${randomBytes(6).toString('hex')}`;
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
