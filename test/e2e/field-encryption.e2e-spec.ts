@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from 'pg';
 
 import { Api } from '../support/api';
-import { Deployment, type ShapeName, availableShapes } from '../support/deployment';
+import { Deployment, type ShapeName, availableShapes, createDatabase } from '../support/deployment';
 
 const ROOT = resolve(process.env.PORTCULLIS_ROOT ?? process.cwd());
 const SCHEMAS = ['auth', 'orders', 'billing'];
@@ -230,7 +230,7 @@ describe.each(availableShapes())('field encryption and secrets, %s shape', (shap
       (await db.query(sql, values)).rows;
 
     beforeAll(async () => {
-      database = await createDatabase();
+      database = await createDatabase('portcullis_e2e_sealed');
       deployment = await Deployment.start(shape, {
         DATABASE_URL: database.url,
         KEY_RELOAD_SECONDS: '1',
@@ -426,25 +426,3 @@ describe.each(availableShapes())('field encryption and secrets, %s shape', (shap
     });
   });
 });
-
-/** A database of its own, so the test can read the rows the apps wrote. */
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const adminUrl = process.env.TEST_DATABASE_URL;
-  if (!adminUrl) throw new Error('TEST_DATABASE_URL must be set for this shape');
-  const name = `portcullis_e2e_sealed_${randomBytes(6).toString('hex')}`;
-  const admin = new Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const client = new Client({ connectionString: adminUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
-}

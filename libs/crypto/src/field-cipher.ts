@@ -48,7 +48,8 @@ interface ActiveDataKey {
  * (KEK) and seals fields under it, with an IV made of a random prefix and a counter, so no IV
  * repeats under a key. A sealed field carries the KEK version and the wrapped data key:
  *
- *     format (1) | KEK version (4) | length (2) | wrapped data key | IV (12) | ciphertext | tag (16)
+ *     format (1) | KEK version (4) | length (2) | wrapped data key | IV (12)
+ *     | ciphertext | tag (16)
  *
  * so any process holding that KEK version opens it, and old fields stay readable after a
  * rotation. The associated data (`context`: table, column and row id) binds a field to its

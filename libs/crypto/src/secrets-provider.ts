@@ -19,7 +19,10 @@ export interface SecretsProvider {
 
 const DEFAULT_HINT = 'Run `npm run secrets:init` to create development secrets.';
 
-/** The environment variable that carries a secret: `data-keys.json` -> `PORTCULLIS_SECRET_DATA_KEYS_JSON`. */
+/**
+ * The environment variable that carries a secret:
+ * `data-keys.json` -> `PORTCULLIS_SECRET_DATA_KEYS_JSON`.
+ */
 export function environmentSecretName(name: string): string {
   return `PORTCULLIS_SECRET_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }

@@ -81,7 +81,8 @@ export class LoginLimiter {
     const windowStart = new Date(Date.now() - this.config.loginLimits.windowSeconds * 1000);
     for (const subject of subjects) {
       const [row] = await this.db.query<Array<{ failures: number }>>(
-        `INSERT INTO auth.login_failures AS f (subject, failures, window_started_at, last_failure_at)
+        `INSERT INTO auth.login_failures AS f
+           (subject, failures, window_started_at, last_failure_at)
          VALUES ($1, 1, now(), now())
          ON CONFLICT (subject) DO UPDATE SET
            failures = CASE WHEN f.window_started_at < $2 THEN 1 ELSE f.failures + 1 END,

@@ -199,7 +199,10 @@ const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
 
 const ENVIRONMENT_SECRET_PREFIX = 'PORTCULLIS_SECRET_';
 
-/** `PORTCULLIS_SECRET_*` variables; refused in production, where secrets come from files or Vault. */
+/**
+ * `PORTCULLIS_SECRET_*` variables; refused in production, where secrets come from files or
+ * Vault.
+ */
 function environmentSecrets(env: Env, read: EnvReader, nodeEnv: string): Record<string, string> {
   const secrets: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
@@ -257,7 +260,8 @@ function databaseTlsProblems(
   }
   if (parameters.some((name) => URL_TLS_PARAMETERS.includes(name))) {
     problems.push(
-      `DATABASE_URL must not set ${URL_TLS_PARAMETERS.join(', ')}: use DATABASE_SSL and DATABASE_CA_FILE`,
+      `DATABASE_URL must not set ${URL_TLS_PARAMETERS.join(', ')}: ` +
+        'use DATABASE_SSL and DATABASE_CA_FILE',
     );
   }
   if (caFile !== undefined && mode !== 'verify-full') {

@@ -1,7 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-/** TLS files of a NATS connection (`NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`, `NATS_TLS_KEY_FILE`). */
+/**
+ * TLS files of a NATS connection (`NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`,
+ * `NATS_TLS_KEY_FILE`).
+ */
 export interface NatsTlsFiles {
   /** The CA that signed the server's certificate; the system's CAs when unset. */
   readonly caFile?: string;
