@@ -23,10 +23,15 @@ export function eventSubject(type: string): string {
   return `evt.${type}`;
 }
 
+/** The subject an event goes to when its consumer gave up on it: `dlq.<type>`. */
+export function deadLetterSubject(type: string): string {
+  return `dlq.${type}`;
+}
+
 /** Every event, for the processes that read the events stream or hear broadcasts. */
 const ALL_EVENTS = eventSubject('>');
-/** Dead letters (`dlq.<type>`), published by whichever service gave up on an event. */
-const DEAD_LETTERS = 'dlq.>';
+/** Dead letters, published by whichever service gave up on an event. */
+const DEAD_LETTERS = deadLetterSubject('>');
 /**
  * The JetStream API and acknowledgements. Broad: every service creates the streams and its
  * consumers at start-up, so it may also manage or read any stream of the account.

@@ -9,6 +9,8 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import { ClientNats } from '@nestjs/microservices';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import {
@@ -22,9 +24,6 @@ import {
   natsTransportSecurity,
 } from '@portcullis/core';
 import type { SecretFiles } from '@portcullis/crypto';
-
-import { getDataSourceToken } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
 
 import { Inbox } from './durable/inbox';
 import { Outbox } from './durable/outbox';

@@ -4,14 +4,14 @@ import { ClientNats, NatsContext, ServerNats } from '@nestjs/microservices';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 import type { SecurityEvents } from '@portcullis/audit';
-import { contractOf } from '@portcullis/contracts';
+import { contractOf, eventSubject } from '@portcullis/contracts';
 import { RequestContext, acceptCorrelationId } from '@portcullis/core';
 
 import { MessageRefusedError } from './envelope';
 import type { EnvelopeCodec } from './envelope-codec';
 import type { DeliveryOutcome, EventDelivery, EventStream } from './durable/event-stream';
 import { inProcessEventStream } from './durable/in-process-event-stream';
-import { JetStreamEventStream, eventSubject } from './durable/jetstream-event-stream';
+import { JetStreamEventStream } from './durable/jetstream-event-stream';
 import { InProcessConnection } from './in-process-connection';
 
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];

@@ -9,6 +9,8 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
+import { deadLetterSubject, eventSubject } from '@portcullis/contracts';
+
 import {
   DURABLE_EVENT_TTL_MS,
   type EventConsumer,
@@ -23,10 +25,6 @@ export const DEAD_LETTER_STREAM = 'PORTCULLIS_DLQ';
 const nanos = (ms: number): number => ms * 1_000_000;
 const backoffAfter = (attempt: number): number =>
   REDELIVERY_BACKOFF_MS[attempt - 1] ?? REDELIVERY_BACKOFF_MS[REDELIVERY_BACKOFF_MS.length - 1];
-
-/** Subject of a durable event on the bus. */
-export const eventSubject = (type: string): string => `evt.${type}`;
-export const deadLetterSubject = (type: string): string => `dlq.${type}`;
 
 /**
  * Durable events on NATS JetStream: published with the message id as `Nats-Msg-Id` (the
@@ -118,8 +116,13 @@ export class JetStreamEventStream implements EventStream {
   private streams(): Promise<JetStreamManager> {
     this.ready ??= (async () => {
       const manager = await jetstreamManager(this.connection);
-      await ensureStream(manager, EVENTS_STREAM, 'evt.>', DURABLE_EVENT_TTL_MS);
-      await ensureStream(manager, DEAD_LETTER_STREAM, 'dlq.>', 4 * DURABLE_EVENT_TTL_MS);
+      await ensureStream(manager, EVENTS_STREAM, eventSubject('>'), DURABLE_EVENT_TTL_MS);
+      await ensureStream(
+        manager,
+        DEAD_LETTER_STREAM,
+        deadLetterSubject('>'),
+        4 * DURABLE_EVENT_TTL_MS,
+      );
       return manager;
     })().catch((error: unknown) => {
       this.ready = undefined;
