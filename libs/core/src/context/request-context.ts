@@ -11,6 +11,8 @@ export interface Actor {
 /** What travels with one unit of work: an HTTP request or a handled message. */
 export interface RequestContextState {
   correlationId: string;
+  /** W3C trace context of this unit of work (`00-<trace id>-<span id>-<flags>`), when known. */
+  traceparent?: string;
   actor?: Actor;
 }
 
@@ -37,11 +39,16 @@ export const RequestContext = {
   },
 
   /** Adopts a verified message's correlation id and actor; only the messaging layer calls this. */
-  adoptMessage(correlationId: string, actor: Actor | undefined): void {
+  adoptMessage(correlationId: string, actor: Actor | undefined, traceparent?: string): void {
     const state = storage.getStore();
     if (!state) return;
     state.correlationId = correlationId;
+    state.traceparent = traceparent;
     state.actor = actor;
+  },
+
+  traceparent(): string | undefined {
+    return storage.getStore()?.traceparent;
   },
 
   /** Records the verified actor; only the authentication guard calls this. */
