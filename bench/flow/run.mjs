@@ -179,6 +179,13 @@ async function runOnce(options, round) {
     preload,
     keepDir,
   });
+  // Interrupted (Ctrl-C), it still stops what it started and drops its database.
+  const interrupted = () => {
+    process.stderr.write('interrupted: stopping the deployment\n');
+    void deployment.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const http = new HttpClient((path) => deployment.url(path), options.concurrency * 2 + 16);
   const apps = [...deployment.processes].filter(([, p]) => p.app);
   const all = [...deployment.processes];
@@ -269,6 +276,8 @@ async function runOnce(options, round) {
       keptIn: keepDir,
     };
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     http.close();
     await deployment.stop();
   }
