@@ -6,7 +6,12 @@ import jwt from 'jsonwebtoken';
 
 import type { RevocationsReply, TokenKeysReply } from '@portcullis/contracts';
 import { DatabaseModule, loadConfig, runHost } from '@portcullis/core';
-import { InboxRecord, OutboxRecord, messagingTablesMigration } from '@portcullis/messaging';
+import {
+  InboxRecord,
+  OutboxRecord,
+  messagingTablesMigration,
+  outboxTraceContextMigration,
+} from '@portcullis/messaging';
 import { Public, Roles, securedHostModules } from '@portcullis/security';
 
 /**
@@ -61,7 +66,7 @@ class BenchTokenKeys {
     DatabaseModule.forService({
       service: 'auth',
       entities: [OutboxRecord, InboxRecord],
-      migrations: [messagingTablesMigration('auth')],
+      migrations: [messagingTablesMigration('auth'), outboxTraceContextMigration('auth')],
     }),
   ],
   controllers: [BenchRoutes, BenchTokenKeys],

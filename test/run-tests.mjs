@@ -31,12 +31,13 @@ function counts(file) {
 }
 
 /**
- * Suites that belong to one shape: the fault and transport-security suites need the split
- * shape's own nats-server; the PostgreSQL TLS suite starts a cluster of its own, once.
+ * Suites that belong to one shape: the fault, transport-security and key-rotation suites need
+ * the split shape's own nats-server; the PostgreSQL TLS suite starts a cluster of its own, once.
  */
 const SHAPE_ONLY = {
   faults: 'split',
   'transport-security': 'split',
+  'service-key-rotation': 'split',
   'database-tls': 'postgres-nats',
 };
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { type KeyObject, randomUUID } from 'node:crypto';
 
 import { jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, connect } from '@nats-io/transport-node';
@@ -21,10 +21,19 @@ export class ServiceImpersonator {
     private readonly codec: EnvelopeCodec,
   ) {}
 
-  static async connect(deployment: Deployment): Promise<ServiceImpersonator> {
+  /**
+   * `signingKeys` replaces the services' keys from SECRETS_DIR: the impersonator then signs
+   * only as those services, with those keys, whether the trust file lists them or not.
+   */
+  static async connect(
+    deployment: Deployment,
+    signingKeys?: ReadonlyMap<ServiceName, KeyObject>,
+  ): Promise<ServiceImpersonator> {
     if (!deployment.natsUrl) throw new Error(`the ${deployment.shape} shape has no NATS bus`);
     const services: ServiceName[] = ['auth', 'orders', 'billing'];
-    const ring = KeyRing.load(new SecretFiles(deployment.secretsDir), services);
+    const ring = signingKeys
+      ? KeyRing.signingOnly(signingKeys)
+      : KeyRing.load(new SecretFiles(deployment.secretsDir), services);
     const events = { record: (_event: SecurityEvent) => undefined } as SecurityEvents;
     const codec = new EnvelopeCodec(ring, 60_000, events);
     // As the test user where the bus requires certificates: it may send on any subject.

@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
 import { Account } from './accounts/account.entity';
@@ -35,6 +36,7 @@ import { TokenIssuer } from './tokens/token-issuer';
         CreateAccounts1764806400000,
         KeysAndLoginLimits1764806400001,
         messagingTablesMigration('auth'),
+        outboxTraceContextMigration('auth'),
       ],
       sealingMigrations: (encryption) => [sealAccountEmails(encryption)],
     }),

@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
 import { Invoice } from './invoices/invoice.entity';
@@ -23,7 +24,11 @@ import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-pr
     DatabaseModule.forService({
       service: 'billing',
       entities: [Invoice, Payment, OutboxRecord, InboxRecord],
-      migrations: [CreateBilling1764806600000, messagingTablesMigration('billing')],
+      migrations: [
+        CreateBilling1764806600000,
+        messagingTablesMigration('billing'),
+        outboxTraceContextMigration('billing'),
+      ],
       sealingMigrations: (encryption) => [sealPaymentData(encryption)],
     }),
     MessagingModule.forService('billing'),

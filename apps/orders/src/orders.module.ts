@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
 import { CatalogueController } from './catalogue/catalogue.controller';
@@ -28,6 +29,7 @@ import { OrdersService } from './orders/orders.service';
         CreateOrders1764806500000,
         SeedCatalogue1764806500001,
         messagingTablesMigration('orders'),
+        outboxTraceContextMigration('orders'),
       ],
     }),
     MessagingModule.forService('orders'),

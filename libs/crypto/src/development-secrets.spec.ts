@@ -3,7 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { createTempDir, removeTempDir } from '../../../jest/temp-dir';
-import { SECRET_NAMES, type TrustFile, ensureDevelopmentSecrets } from './development-secrets';
+import { SECRET_NAMES, ensureDevelopmentSecrets } from './development-secrets';
+import type { TrustFile } from './trust-file';
 import { serviceKeyId } from './key-ids';
 import { Keyring } from './keyring';
 
@@ -71,11 +72,12 @@ describe(ensureDevelopmentSecrets.name, () => {
       expect(encryptionKey).toHaveLength(32);
     });
 
-    it('lists each service public key in the trust file under its key id', () => {
+    it('lists each service public key in the trust file under its key id, as current', () => {
       ensureDevelopmentSecrets(directory, SERVICES);
 
       const trust = JSON.parse(read(SECRET_NAMES.trust)) as TrustFile;
-      expect(trust.version).toBe(1);
+      expect(trust.version).toBe(2);
+      expect(trust.keys.map((entry) => entry.status)).toEqual(SERVICES.map(() => 'current'));
       expect(trust.keys.map((entry) => entry.service)).toEqual(SERVICES);
       for (const entry of trust.keys) {
         const privateKey = createPrivateKey(read(SECRET_NAMES.serviceKey(entry.service)));

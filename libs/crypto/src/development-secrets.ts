@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { serviceKeyId } from './key-ids';
 import { createKeyringFile } from './keyring';
 import { SecretBox } from './secret-box';
+import { type TrustFile, formatTrustFile, trustEntry } from './trust-file';
 
 /** File names inside `SECRETS_DIR`. */
 export const SECRET_NAMES = {
@@ -30,19 +31,6 @@ export function knownSecretNames(services: readonly string[]): string[] {
     SECRET_NAMES.dataKeys,
     SECRET_NAMES.blindIndexKeys,
   ];
-}
-
-/** One entry of the trust file: a service's public message-signing key. */
-export interface TrustedKeyEntry {
-  kid: string;
-  service: string;
-  /** Base64 of the SPKI DER encoding of an Ed25519 public key. */
-  publicKey: string;
-}
-
-export interface TrustFile {
-  version: 1;
-  keys: TrustedKeyEntry[];
 }
 
 /**
@@ -80,20 +68,30 @@ export function ensureDevelopmentSecrets(directory: string, services: readonly s
   const trustPath = join(directory, SECRET_NAMES.trust);
   const trust: TrustFile = existsSync(trustPath)
     ? (JSON.parse(readFileSync(trustPath, 'utf8')) as TrustFile)
-    : { version: 1, keys: [] };
+    : { version: 2, keys: [] };
   let trustChanged = !existsSync(trustPath);
   for (const service of services) {
     const pem = readFileSync(join(directory, SECRET_NAMES.serviceKey(service)), 'utf8');
     const publicKey = createPublicKey(pem);
     const kid = serviceKeyId(service, publicKey);
     if (trust.keys.some((entry) => entry.kid === kid)) continue;
-    trust.keys.push({
-      kid,
-      service,
-      publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
-    });
+    const entry = trustEntry(service, publicKey, 'current');
+    if (trust.version === 1) {
+      // A version 1 file keeps its form: its keys carry no status.
+      delete entry.status;
+    } else {
+      // A replaced key file: the key it held before stays trusted as the previous one.
+      const own = trust.keys.filter((key) => key.service === service);
+      if (own.some((key) => key.status === 'previous')) {
+        throw new Error(
+          `the trust file already holds a previous ${service} key: run keys:retire-service first`,
+        );
+      }
+      for (const key of own) key.status = 'previous';
+    }
+    trust.keys.push(entry);
     trustChanged = true;
   }
-  if (trustChanged) write(SECRET_NAMES.trust, `${JSON.stringify(trust, null, 2)}\n`);
+  if (trustChanged) write(SECRET_NAMES.trust, formatTrustFile(trust));
   return written;
 }

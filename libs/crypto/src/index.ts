@@ -9,4 +9,6 @@ export * from './secret-box';
 export * from './secret-files';
 export * from './secret-sources';
 export * from './secrets-provider';
+export * from './service-keys';
+export * from './trust-file';
 export * from './vault';

@@ -81,6 +81,37 @@ describe(EnvelopeCodec.name, () => {
     });
   });
 
+  describe('the trace context', () => {
+    const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+    it('travels signed and is exposed on the verified message', () => {
+      const { codec } = fixture.codec();
+      const wire = codec.seal('orders', 'event', 'orders.created', ORDER, {
+        correlationId: 'corr-43',
+        traceparent: TRACEPARENT,
+      });
+
+      expect(codec.open(wire, AS_EVENT).traceparent).toBe(TRACEPARENT);
+    });
+
+    it('is absent from a message sealed without one', () => {
+      expect(fixture.codec().codec.open(sealOrder(), AS_EVENT).traceparent).toBeUndefined();
+    });
+
+    it.each([
+      ['an upper-case id', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'],
+      ['another version', '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+      ['an all-zero trace id', `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`],
+      ['an all-zero span id', `00-4bf92f3577b34da6a3ce929d0e0e4736-${'0'.repeat(16)}-01`],
+      ['a short span id', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902-01'],
+      ['trailing text', `${TRACEPARENT}-extra`],
+      ['a number', 42],
+      ['null', null],
+    ])('makes a signed message malformed when it holds %s', (_situation, traceparent) => {
+      expectRefused(signedOrder({ traceparent }), 'malformed');
+    });
+  });
+
   describe('a tampered message', () => {
     it('is refused whichever single byte was flipped', () => {
       const { codec, events } = fixture.codec();

@@ -1,8 +1,5 @@
 import { randomUUID, sign, verify } from 'node:crypto';
 
-import { plainToInstance } from 'class-transformer';
-import { validateSync } from 'class-validator';
-
 import { SecurityEvents } from '@portcullis/audit';
 import { contractOf, maySend } from '@portcullis/contracts';
 import { type Actor, type ServiceName, isServiceName } from '@portcullis/core';
@@ -16,7 +13,9 @@ import {
 } from './envelope';
 import type { KeyRing } from './key-ring';
 import { DURABLE_EVENT_TTL_MS } from './durable/event-stream';
+import { payloadValidator } from './payload-validators';
 import { ReplayGuard } from './replay-guard';
+import { isTraceparent } from './trace-context';
 
 const DOT = 0x2e;
 const SIGNATURE_CHARS = 86; // 64 bytes in unpadded base64url
@@ -27,6 +26,7 @@ const CLOCK_SKEW_MS = 30_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
 const ROLE = /^[a-z]{1,32}$/;
+const REQUEST_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 export interface SealOptions {
   /** The message id; a fresh one when absent. Outbox records pass their own id. */
@@ -36,6 +36,8 @@ export interface SealOptions {
   readonly rid?: string;
   readonly correlationId: string;
   readonly actor?: Actor;
+  /** W3C trace context of the sending unit of work; receivers continue its trace. */
+  readonly traceparent?: string;
 }
 
 export interface OpenOptions {
@@ -83,6 +85,7 @@ export class EnvelopeCodec {
       exp: iat + (options.ttlMs ?? this.ttlMs),
       corr: options.correlationId,
       rid: options.rid,
+      traceparent: options.traceparent,
       actor: options.actor && {
         id: options.actor.id,
         roles: [...options.actor.roles],
@@ -90,9 +93,17 @@ export class EnvelopeCodec {
       },
       payload,
     };
-    const body = Buffer.from(JSON.stringify(envelope), 'utf8');
-    const signature = sign(null, body, key.privateKey).toString('base64url');
-    return Buffer.concat([Buffer.from(`${key.kid}.${signature}.`, 'latin1'), body]);
+    // One buffer: the JSON is written after room for `<kid>.<signature>.` and signed in place.
+    const json = JSON.stringify(envelope);
+    const bodyStart = key.kid.length + SIGNATURE_CHARS + 2;
+    const wire = Buffer.allocUnsafe(bodyStart + Buffer.byteLength(json, 'utf8'));
+    wire.write(key.kid, 0, 'latin1');
+    wire[key.kid.length] = DOT;
+    wire.write(json, bodyStart, 'utf8');
+    const signature = sign(null, wire.subarray(bodyStart), key.privateKey);
+    wire.write(signature.toString('base64url'), key.kid.length + 1, 'latin1');
+    wire[bodyStart - 1] = DOT;
+    return wire;
   }
 
   /** Verifies a message completely or throws {@link MessageRefusedError} after recording why. */
@@ -163,6 +174,7 @@ export class EnvelopeCodec {
       envelope.actor,
       payload,
       envelope.rid,
+      envelope.traceparent,
     );
   }
 }
@@ -192,7 +204,8 @@ function isEnvelope(value: unknown): value is Envelope {
     Number.isSafeInteger(e.exp) &&
     typeof e.corr === 'string' &&
     CORRELATION.test(e.corr) &&
-    (e.rid === undefined || (typeof e.rid === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(e.rid))) &&
+    (e.rid === undefined || (typeof e.rid === 'string' && REQUEST_ID.test(e.rid))) &&
+    (e.traceparent === undefined || isTraceparent(e.traceparent)) &&
     (e.actor === undefined || isActor(e.actor)) &&
     'payload' in e
   );
@@ -226,12 +239,5 @@ function validatePayload(envelope: Envelope): unknown {
 }
 
 function validateAs(type: new () => object, value: unknown): object | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const instance = plainToInstance(type, value, { enableImplicitConversion: false });
-  const errors = validateSync(instance, {
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    forbidUnknownValues: true,
-  });
-  return errors.length === 0 ? instance : undefined;
+  return payloadValidator(type)(value);
 }

@@ -15,6 +15,7 @@ import { RequestContext, type ServiceName, acceptCorrelationId } from '@portcull
 
 import { MessageRefusedError } from './envelope';
 import type { EnvelopeCodec } from './envelope-codec';
+import { childTraceparent, sendableTraceparent } from './trace-context';
 
 interface WireMessage {
   readonly data: Uint8Array;
@@ -43,6 +44,7 @@ export class ProducerEnvelopeSerializer implements ProducerSerializer, ProducerD
       rid: packet.id,
       correlationId: context?.correlationId ?? acceptCorrelationId(undefined),
       actor: context?.actor,
+      traceparent: sendableTraceparent(context?.traceparent),
     });
     return { data, headers: undefined };
   }
@@ -71,7 +73,10 @@ export class ProducerEnvelopeSerializer implements ProducerSerializer, ProducerD
  */
 export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerDeserializer {
   /** Request type of each open request, by request id, to sign its replies. */
-  private readonly openRequests = new Map<string, { type: string; correlationId: string }>();
+  private readonly openRequests = new Map<
+    string,
+    { type: string; correlationId: string; traceparent?: string }
+  >();
 
   constructor(
     private readonly codec: EnvelopeCodec,
@@ -83,10 +88,16 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
       subject: message.subject,
       kinds: ['request'],
     });
-    RequestContext.adoptMessage(verified.correlationId, verified.actor);
+    // The handler works in a span of its own under the requester's trace; its reply names it.
+    const traceparent = childTraceparent(verified.traceparent);
+    RequestContext.adoptMessage(verified.correlationId, verified.actor, traceparent);
     const rid = verified.requestId;
     if (!rid) throw new MessageRefusedError('malformed', verified.type, verified.sender);
-    this.openRequests.set(rid, { type: verified.type, correlationId: verified.correlationId });
+    this.openRequests.set(rid, {
+      type: verified.type,
+      correlationId: verified.correlationId,
+      traceparent,
+    });
     return { id: rid, pattern: verified.type, data: verified };
   }
 
@@ -111,7 +122,7 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
         err: packet.err as unknown,
         isDisposed: packet.isDisposed,
       },
-      { rid: packet.id, correlationId: open.correlationId },
+      { rid: packet.id, correlationId: open.correlationId, traceparent: open.traceparent },
     );
     return { data, headers: undefined };
   }

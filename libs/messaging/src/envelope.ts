@@ -19,6 +19,8 @@ export interface Envelope<P = unknown> {
   readonly corr: string;
   /** Request id linking a reply to its request. */
   readonly rid?: string;
+  /** W3C trace context of the sending unit of work: `00-<trace id>-<span id>-<flags>`. */
+  readonly traceparent?: string;
   readonly actor?: Actor;
   readonly payload: P;
 }
@@ -36,6 +38,8 @@ export class VerifiedMessage<P = unknown> {
     readonly payload: P,
     /** For requests and replies: the id that pairs them. */
     readonly requestId?: string,
+    /** The sender's W3C trace context, when it sent one; its span is this message's parent. */
+    readonly traceparent?: string,
   ) {}
 }
 

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { jest } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -8,6 +9,8 @@ import {
   SecretFiles,
   type TrustFile,
   ensureDevelopmentSecrets,
+  retireServiceKey,
+  rotateServiceKey,
 } from '@portcullis/crypto';
 
 import { createTempDir, removeTempDir } from '../../../jest/temp-dir';
@@ -90,6 +93,80 @@ describe(KeyRing.name, () => {
       writeTrust({ ...trust, keys: trust.keys.filter((entry) => entry.service !== 'orders') });
 
       expect(() => KeyRing.load(secrets, ['orders'])).toThrow('is not in the trust file');
+    });
+  });
+
+  describe('while a service key rotates', () => {
+    it('trusts the new key and the previous one after a reload, and drops the retired one', () => {
+      const ring = KeyRing.load(secrets, ['billing']);
+      const change = rotateServiceKey(directory, 'orders', SERVICE_NAMES);
+
+      expect(ring.reload()).toBe(true);
+      expect(ring.trustedKey(change.current)).toMatchObject({
+        service: 'orders',
+        status: 'current',
+      });
+      expect(ring.trustedKey(change.previous!)).toMatchObject({
+        service: 'orders',
+        status: 'previous',
+      });
+
+      retireServiceKey(directory, 'orders', SERVICE_NAMES);
+      ring.reload();
+
+      expect(ring.trustedKey(change.previous!)).toBeUndefined();
+      expect(ring.trustedKey(change.current)).toBeDefined();
+    });
+
+    it('reads the trust file again when a message names a kid it does not know', () => {
+      jest.useFakeTimers({ now: Date.now() });
+      try {
+        const ring = KeyRing.load(secrets, ['billing']);
+        jest.advanceTimersByTime(1_000);
+        const change = rotateServiceKey(directory, 'orders', SERVICE_NAMES);
+
+        expect(ring.trustedKey(change.current)).toMatchObject({ service: 'orders' });
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    it('reads it at most once a second for unknown kids', () => {
+      jest.useFakeTimers({ now: Date.now() });
+      try {
+        const ring = KeyRing.load(secrets, ['billing']);
+        const change = rotateServiceKey(directory, 'orders', SERVICE_NAMES);
+
+        expect(ring.trustedKey(change.current)).toBeUndefined();
+        jest.advanceTimersByTime(1_000);
+        expect(ring.trustedKey(change.current)).toBeDefined();
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    it('keeps the last good trust file when the new one is malformed or half written', () => {
+      const ring = KeyRing.load(secrets, ['billing']);
+      const kids = ring.trustedKids();
+      const text = secrets.read(SECRET_NAMES.trust);
+
+      writeFileSync(join(directory, SECRET_NAMES.trust), text.slice(0, text.length / 2));
+      expect(ring.reload()).toBe(false);
+      writeFileSync(join(directory, SECRET_NAMES.trust), '{"version": 2, "keys": [{}]}');
+      expect(ring.reload()).toBe(false);
+
+      expect(ring.trustedKids()).toEqual(kids);
+      for (const { kid } of kids) expect(ring.trustedKey(kid)).toBeDefined();
+    });
+
+    it('keeps signing with the key it started with until it is restarted', () => {
+      const ring = KeyRing.load(secrets, ['orders']);
+      const before = ring.signerFor('orders').kid;
+      const change = rotateServiceKey(directory, 'orders', SERVICE_NAMES);
+      ring.reload();
+
+      expect(ring.signerFor('orders').kid).toBe(before);
+      expect(KeyRing.load(secrets, ['orders']).signerFor('orders').kid).toBe(change.current);
     });
   });
 });

@@ -23,7 +23,7 @@ import {
   TRANSPORT_SERVER,
   natsTransportSecurity,
 } from '@portcullis/core';
-import type { SecretFiles } from '@portcullis/crypto';
+import type { SecretsProvider } from '@portcullis/crypto';
 
 import { Inbox } from './durable/inbox';
 import { Outbox } from './durable/outbox';
@@ -55,9 +55,12 @@ export class MessagingModule {
       providers: [
         {
           provide: KeyRing,
-          inject: [SECRET_FILES, HOSTED_SERVICES],
-          useFactory: (secrets: SecretFiles, services: ServiceName[]) =>
-            KeyRing.load(secrets, services),
+          inject: [SECRET_FILES, HOSTED_SERVICES, APP_CONFIG],
+          useFactory: (secrets: SecretsProvider, services: ServiceName[], config: AppConfig) => {
+            const ring = KeyRing.load(secrets, services);
+            ring.startReloading(config.keyReloadSeconds * 1000);
+            return ring;
+          },
         },
         {
           provide: EnvelopeCodec,

@@ -13,6 +13,7 @@ import type { DeliveryOutcome, EventDelivery, EventStream } from './durable/even
 import { inProcessEventStream } from './durable/in-process-event-stream';
 import { JetStreamEventStream } from './durable/jetstream-event-stream';
 import { InProcessConnection } from './in-process-connection';
+import { childTraceparent } from './trace-context';
 
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];
 type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
@@ -115,7 +116,11 @@ export class SignedNatsServer extends ServerNats {
       } catch {
         return 'reject';
       }
-      RequestContext.adoptMessage(message.correlationId, message.actor);
+      RequestContext.adoptMessage(
+        message.correlationId,
+        message.actor,
+        childTraceparent(message.traceparent),
+      );
       try {
         await this.handleEvent(
           type,

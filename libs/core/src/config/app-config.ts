@@ -58,7 +58,7 @@ export interface AppConfig {
   readonly rateLimitPerUser: number;
   /** Verified access tokens remembered per process; 0 turns the cache off. */
   readonly tokenCacheSize: number;
-  /** How often data and blind-index keys are reloaded from their source, in seconds. */
+  /** How often data and blind-index keys and the trust file are reloaded, in seconds. */
   readonly keyReloadSeconds: number;
   /**
    * Secrets given as `PORTCULLIS_SECRET_<NAME>` variables (development only), by variable

@@ -16,6 +16,7 @@ import { InboxRecord } from './inbox-record.entity';
 import { Inbox } from './inbox';
 import { InProcessEventStream } from './in-process-event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
+import { outboxTraceContextMigration } from './outbox-trace-context.migration';
 import { Outbox } from './outbox';
 import { OutboxRecord } from './outbox-record.entity';
 
@@ -86,7 +87,7 @@ describe('the outbox and the inbox on a real database', () => {
       buildDataSourceOptions(config, {
         service: 'billing',
         entities: [OutboxRecord, InboxRecord],
-        migrations: [messagingTablesMigration('billing')],
+        migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
       }),
     );
     events = new RecordingEvents();

@@ -24,6 +24,10 @@ export class OutboxRecord {
   @Column({ name: 'correlation_id', type: 'varchar', length: 128 })
   correlationId!: string;
 
+  /** W3C trace context of the change that wrote the event, carried in its envelope. */
+  @Column({ type: 'varchar', length: 55, nullable: true })
+  traceparent!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

@@ -5,6 +5,7 @@ import type { Actor, ServiceName } from '@portcullis/core';
 
 import type { EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
+import { sendableTraceparent } from '../trace-context';
 import { OUTBOX_WRITTEN } from './outbox';
 
 const BATCH = 100;
@@ -18,6 +19,7 @@ interface ClaimedRow {
   payload: unknown;
   actor: Actor | null;
   correlation_id: string;
+  traceparent: string | null;
   created_at: Date;
 }
 
@@ -98,7 +100,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
                         WHERE published_at IS NULL
                           AND (claimed_until IS NULL OR claimed_until < now())
                         ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-          RETURNING id, type, payload, actor, correlation_id, created_at)
+          RETURNING id, type, payload, actor, correlation_id, traceparent, created_at)
        SELECT * FROM claimed`,
       [BATCH, CLAIM_SECONDS],
     );
@@ -112,6 +114,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
           id: row.id,
           correlationId: row.correlation_id,
           actor: row.actor ?? undefined,
+          traceparent: sendableTraceparent(row.traceparent ?? undefined),
           ttlMs: DURABLE_EVENT_TTL_MS,
         });
         return stream.publish(row.type, row.id, data);

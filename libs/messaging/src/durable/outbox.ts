@@ -4,6 +4,7 @@ import type { EntityManager } from 'typeorm';
 import { type EventType, type PayloadOf, maySend } from '@portcullis/contracts';
 import { RequestContext, type ServiceName } from '@portcullis/core';
 
+import { sendableTraceparent } from '../trace-context';
 import { OutboxRecord } from './outbox-record.entity';
 
 /** Marks a transaction that wrote to the outbox, so its commit wakes the relay. */
@@ -31,6 +32,7 @@ export class Outbox {
       payload: { ...payload },
       actor: context?.actor ?? null,
       correlationId: context?.correlationId ?? randomUUID(),
+      traceparent: sendableTraceparent(context?.traceparent) ?? null,
       claimedUntil: null,
       publishedAt: null,
       attempts: 0,
