@@ -53,7 +53,7 @@ export function startServer(
   });
   return new Promise((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => reject(new Error('the bench server did not start')), 60_000);
+    const timer = setTimeout(() => reject(new Error('the bench server did not start')), 180_000);
     child.once('exit', (code) => reject(new Error(`the bench server exited with ${code}`)));
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
