@@ -95,11 +95,15 @@ describe('the global guard over every handler of every app', () => {
   const messageHandlers = handlers.filter(isMessageHandler);
   let guard: AccessGuard;
   let tokens: VerifiedTokenCache;
+  let strategy: AccessTokenStrategy;
 
   beforeAll(() => {
     const config = loadConfig({});
-    const keys = { keyForToken: () => Promise.reject(new Error('no keys in this test')) };
-    new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
+    const keys = {
+      keyForToken: () => Promise.reject(new Error('no keys in this test')),
+      knownKeyFor: () => undefined,
+    };
+    strategy = new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
   });
 
   beforeEach(() => {
@@ -111,6 +115,7 @@ describe('the global guard over every handler of every app', () => {
       new SecurityEvents(),
       tokens,
       new RevocationList(),
+      strategy,
       new ScrapeToken(secrets),
     );
   });

@@ -13,6 +13,7 @@ import { VerifiedMessage } from '@portcullis/messaging';
 import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-contexts';
 import { AccessGuard } from './access.guard';
 import { AccessTokenStrategy } from './access-token.strategy';
+import { AccessTokenVerifier } from './access-token.verifier';
 import { Public, Roles } from './decorators';
 import { RevocationList } from './revocation-list';
 import type { TokenKeyStore } from './token-key-store';
@@ -51,7 +52,10 @@ const SCRAPE_TOKEN = 'the-scrape-token-of-this-test';
 describe(AccessGuard.name, () => {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  let keys: { keyForToken: jest.Mock<(token: string) => Promise<typeof publicKey>> };
+  let keys: {
+    keyForToken: jest.Mock<(token: string) => Promise<typeof publicKey>>;
+    knownKeyFor: jest.Mock<(token: string) => undefined>;
+  };
   let cache: VerifiedTokenCache;
   let revocations: RevocationList;
   let guard: AccessGuard;
@@ -77,8 +81,11 @@ describe(AccessGuard.name, () => {
 
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    keys = { keyForToken: jest.fn(() => Promise.resolve(publicKey)) };
-    new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
+    keys = {
+      keyForToken: jest.fn(() => Promise.resolve(publicKey)),
+      knownKeyFor: jest.fn(() => undefined),
+    };
+    const strategy = new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
     cache = new VerifiedTokenCache(100);
     revocations = new RevocationList();
     const secrets = new EnvironmentSecrets({ PORTCULLIS_SECRET_METRICS_TOKEN: SCRAPE_TOKEN });
@@ -87,6 +94,7 @@ describe(AccessGuard.name, () => {
       new SecurityEvents(),
       cache,
       revocations,
+      strategy,
       new ScrapeToken(secrets),
     );
   });
@@ -169,7 +177,7 @@ describe(AccessGuard.name, () => {
   describe('with the verified-token cache', () => {
     it('verifies a token once and answers repeats without a signature check', async () => {
       const valid = token();
-      const verify = jest.spyOn(jwt, 'verify');
+      const verify = jest.spyOn(AccessTokenVerifier.prototype, 'verify');
 
       await call('list', valid).result;
       const { request, result } = call('list', valid);
