@@ -5,7 +5,7 @@ import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'p
 
 import type { AppConfig } from '../config/app-config';
 import { RequestContext } from '../context/request-context';
-import { REDACTED, logSerializers, redactionPaths } from './log-redaction';
+import { logSerializers, redactLogObject } from './log-redaction';
 import { UNMATCHED_ROUTE, telemetryOf } from './request-telemetry';
 
 const PINO_LEVELS = { error: 'error', warn: 'warn', log: 'info', debug: 'debug' } as const;
@@ -30,9 +30,8 @@ export function loggerOptions(config: AppConfig, service: string): LoggerOptions
     level: PINO_LEVELS[config.logLevel],
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
+    formatters: { level: (label) => ({ level: label }), log: redactLogObject },
     mixin: contextFields,
-    redact: { paths: redactionPaths(), censor: REDACTED },
     serializers: { ...logSerializers, err: pino.stdSerializers.err },
   };
 }
