@@ -27,8 +27,13 @@ const DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 10);
 
-/** Starts the bench server on 127.0.0.1 and resolves with its URL and a customer token. */
-function startServer(): Promise<{ child: ChildProcess; url: string; token: string; dir: string }> {
+/**
+ * Starts the bench server on 127.0.0.1 and resolves with its URL and a customer token. At
+ * `LOG_LEVEL=log` it writes a line per request; its stdout is drained once it is ready.
+ */
+export function startServer(
+  logLevel = 'error',
+): Promise<{ child: ChildProcess; url: string; token: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   const child = spawn(process.execPath, [join(__dirname, 'bench-server.js')], {
     env: {
@@ -38,7 +43,7 @@ function startServer(): Promise<{ child: ChildProcess; url: string; token: strin
       PORT: '0',
       DATA_DIR: join(dir, 'data'),
       SECRETS_DIR: join(dir, 'secrets'),
-      LOG_LEVEL: 'error',
+      LOG_LEVEL: logLevel,
       SWAGGER_ENABLED: 'false',
       // Raised through configuration only: the limits would otherwise throttle the run.
       RATE_LIMIT_PER_IP: '100000000',
@@ -48,19 +53,22 @@ function startServer(): Promise<{ child: ChildProcess; url: string; token: strin
   });
   return new Promise((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => reject(new Error('the bench server did not start')), 60_000);
+    const timer = setTimeout(() => reject(new Error('the bench server did not start')), 180_000);
     child.once('exit', (code) => reject(new Error(`the bench server exited with ${code}`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
       const line = output.split('\n').find((l) => l.startsWith('BENCH-READY '));
       if (!line) return;
       clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stdout?.resume();
       const { url, token } = JSON.parse(line.slice('BENCH-READY '.length)) as {
         url: string;
         token: string;
       };
       resolve({ child, url: url.replace('[::1]', '127.0.0.1'), token, dir });
-    });
+    };
+    child.stdout?.on('data', onData);
   });
 }
 
@@ -70,7 +78,12 @@ async function serverCpu(base: string): Promise<number> {
 }
 
 /** One autocannon run, with the server's CPU time per request it served. */
-async function load(base: string, url: string, token: string, seconds: number): Promise<Run> {
+export async function load(
+  base: string,
+  url: string,
+  token: string,
+  seconds: number,
+): Promise<Run> {
   const before = await serverCpu(base);
   const result = await autocannon({
     url,

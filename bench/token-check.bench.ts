@@ -7,7 +7,8 @@ import passport from 'passport';
 import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
 
 import { SecurityEvents } from '@portcullis/audit';
-import { type AppConfig, RequestContext, loadConfig } from '@portcullis/core';
+import { type AppConfig, RequestContext, ScrapeToken, loadConfig } from '@portcullis/core';
+import { EnvironmentSecrets } from '@portcullis/crypto';
 import {
   AccessGuard,
   AccessTokenStrategy,
@@ -83,7 +84,9 @@ export async function runTokenCheckBenchmark(): Promise<TokenCheckFigure[]> {
   const strategy = new AccessTokenStrategy(keys, config);
   const cache = new VerifiedTokenCache(fresh.length + 1);
   const events = new SecurityEvents();
-  const guard = new AccessGuard(new Reflector(), events, cache, new RevocationList(), strategy);
+  const scrapeToken = new ScrapeToken(new EnvironmentSecrets({}));
+  const revocations = new RevocationList();
+  const guard = new AccessGuard(new Reflector(), events, cache, revocations, strategy, scrapeToken);
   const check = (header = authorization): Promise<boolean> =>
     RequestContext.run({ correlationId: 'bench' }, () =>
       guard.canActivate(contextFor({ headers: { authorization: header } }) as never),

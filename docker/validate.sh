@@ -32,6 +32,7 @@ trap 'rm -rf "${placeholders}"' EXIT
 mkdir -p "${placeholders}/services" "${placeholders}/tls"
 touch "${placeholders}"/services/{auth,orders,billing}.key
 touch "${placeholders}"/{token-key-encryption.key,trust.json,data-keys.json,blind-index-keys.json}
+touch "${placeholders}"/metrics.token
 touch "${placeholders}"/tls/{ca,nats-server,auth,orders,billing}.{crt,key}
 export PORTCULLIS_SECRETS_DIR="${placeholders}"
 
@@ -81,8 +82,8 @@ done < <(awk '$1 == "COPY" && $2 !~ /^--from=/ {
 }' "${dockerfile}" | sort -u)
 
 echo "== secrets per service"
-# Each app gets its own signing key, its own NATS certificate and key, the CA certificate and
-# the trust file; only auth gets the token signing key and the blind-index keys, only auth and
+# Each app gets its own signing key, its own NATS certificate and key, the CA certificate, the
+# trust file and the metrics scrape token; only auth gets the token signing key and the blind-index keys, only auth and
 # billing the data keys. The resolved config names every secret's target, which is its path
 # inside the container.
 targets_of() {
@@ -95,7 +96,7 @@ targets_of() {
 for app in auth orders billing; do
   targets="$(targets_of "${app}")"
   expected="/run/secrets/portcullis/services/${app}.key"$'\n'"/run/secrets/portcullis/trust.json"
-  expected+=$'\n'"/run/secrets/portcullis/tls/ca.crt"
+  expected+=$'\n'"/run/secrets/portcullis/tls/ca.crt"$'\n'"/run/secrets/portcullis/metrics.token"
   expected+=$'\n'"/run/secrets/portcullis/tls/${app}.crt"$'\n'"/run/secrets/portcullis/tls/${app}.key"
   if [[ "${app}" == auth ]]; then
     expected+=$'\n'"/run/secrets/portcullis/token-key-encryption.key"

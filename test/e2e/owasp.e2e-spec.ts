@@ -28,7 +28,8 @@ const INTERNALS = /jsonwebtoken|passport|fastify|typeorm|class-validator|stack|\
 /** Routes anyone may call without a token; every other documented operation answers 401. */
 const PUBLIC_OPERATIONS = new Set([
   'GET /health',
-  'GET /metrics',
+  'GET /health/live',
+  'GET /health/ready',
   'GET /products',
   'POST /auth/register',
   'POST /auth/login',

@@ -1,6 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  type WriteStream,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -40,6 +48,17 @@ interface AppProcess {
   port: number;
   log: string[];
   env: Record<string, string>;
+  /** Where its whole stdout is written, when the deployment captures it. */
+  stdoutFile?: string;
+}
+
+/** How a deployment starts, beyond its environment and secrets. */
+export interface DeploymentOptions {
+  /**
+   * Writes each process's whole stdout (its log lines) to `<app>.stdout.log` in the
+   * deployment's work directory, read back with {@link Deployment.stdout}. Off by default.
+   */
+  captureStdout?: boolean;
 }
 
 /** A running deployment: processes started from the build output, as containers run them. */
@@ -104,6 +123,20 @@ export class Deployment {
       .join('\n');
   }
 
+  /** Everything a process wrote to stdout so far; needs the `captureStdout` option. */
+  stdout(app: string): string {
+    const file = this.processes.get(app)?.stdoutFile;
+    if (!file) throw new Error(`the stdout of ${app} is not captured in this deployment`);
+    return readFileSync(file, 'utf8');
+  }
+
+  /** The app process that serves a path: `platform` in one process, else auth, orders... */
+  appFor(path: string): string {
+    if (this.shape !== 'split') return 'platform';
+    if (path.startsWith('/billing')) return 'billing';
+    return path.startsWith('/orders') || path.startsWith('/products') ? 'orders' : 'auth';
+  }
+
   /** Kills one app's process at once (SIGKILL): no shutdown hook runs, as in a crash. */
   async kill(app: string): Promise<void> {
     const entry = this.processes.get(app);
@@ -117,7 +150,7 @@ export class Deployment {
   async restart(app: string): Promise<void> {
     const entry = this.processes.get(app);
     if (!entry) throw new Error(`no app ${app} in this deployment`);
-    const next = startProcess(app, entry.env, entry.port);
+    const next = startProcess(app, entry.env, entry.port, entry.stdoutFile);
     next.log.unshift(...entry.log);
     this.processes.set(app, next);
     await waitForHealth(app, next.port, next.child, next.log);
@@ -138,6 +171,7 @@ export class Deployment {
     shape: ShapeName,
     extraEnv: Record<string, string> = {},
     secretFiles: Record<string, string> = {},
+    options: DeploymentOptions = {},
   ): Promise<Deployment> {
     const workDir = mkdtempSync(join(tmpdir(), `portcullis-e2e-${shape}-`));
     const cleanups: Array<() => Promise<void> | void> = [
@@ -210,7 +244,8 @@ export class Deployment {
           PORT: String(port),
           ...(env.NATS_QUEUE ? { NATS_QUEUE: `${env.NATS_QUEUE}.${app}` } : {}),
         };
-        processes.set(app, startProcess(app, { ...defaults, ...env, ...own }, port));
+        const stdoutFile = options.captureStdout ? join(workDir, `${app}.stdout.log`) : undefined;
+        processes.set(app, startProcess(app, { ...defaults, ...env, ...own }, port, stdoutFile));
       }
       await Promise.all(
         [...processes].map(([name, p]) => waitForHealth(name, p.port, p.child, p.log)),
@@ -223,7 +258,12 @@ export class Deployment {
   }
 }
 
-function startProcess(app: string, env: Record<string, string>, port: number): AppProcess {
+function startProcess(
+  app: string,
+  env: Record<string, string>,
+  port: number,
+  stdoutFile?: string,
+): AppProcess {
   const child = spawn(process.execPath, [`dist/apps/${app}/src/main.js`], {
     cwd: ROOT,
     env,
@@ -236,7 +276,12 @@ function startProcess(app: string, env: Record<string, string>, port: number): A
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  return { child, port, log, env };
+  if (stdoutFile) {
+    // Appended, so a restarted process adds to what its predecessor wrote.
+    const file: WriteStream = createWriteStream(stdoutFile, { flags: 'a' });
+    child.stdout?.pipe(file);
+  }
+  return { child, port, log, env, stdoutFile };
 }
 
 async function waitForHealth(

@@ -122,8 +122,9 @@ export function securityEvents(logText: string): SecurityEventRecord[] {
   for (const line of logText.split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const entry = JSON.parse(line) as { message?: { msg?: unknown } & SecurityEventRecord };
-      if (entry.message?.msg === 'security event') events.push(entry.message);
+      // One pino line: the event's fields beside `msg`.
+      const entry = JSON.parse(line) as { msg?: unknown } & SecurityEventRecord;
+      if (entry.msg === 'security event') events.push(entry);
     } catch {
       // A line cut by the log's size limit, or not JSON.
     }

@@ -5,7 +5,8 @@ import { Reflector } from '@nestjs/core';
 import { PATTERN_METADATA } from '@nestjs/microservices/constants';
 
 import { SecurityEvents } from '@portcullis/audit';
-import { loadConfig } from '@portcullis/core';
+import { ScrapeToken, loadConfig } from '@portcullis/core';
+import { EnvironmentSecrets } from '@portcullis/crypto';
 import {
   AccessGuard,
   AccessTokenStrategy,
@@ -23,13 +24,19 @@ import { AuthModule } from '../../auth/src/auth.module';
 import { BillingModule } from '../../billing/src/billing.module';
 import { OrdersModule } from '../../orders/src/orders.module';
 
+/** The routes for operators: the scrape token or an admin, nobody else. */
+const OPERATOR_ROUTES = ['GET /metrics'];
+
+const SCRAPE_TOKEN = 'scrape-token-of-the-guard-walk';
+
 /**
  * The only routes anyone may call without a token. A route that is public but missing here
  * fails this suite: making a route public is a decision to write down, not a side effect.
  */
 const PUBLIC_ROUTES = new Set([
   'GET /health',
-  'GET /metrics',
+  'GET /health/live',
+  'GET /health/ready',
   'GET /products',
   'POST /auth/register',
   'POST /auth/login',
@@ -102,12 +109,14 @@ describe('the global guard over every handler of every app', () => {
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     tokens = new VerifiedTokenCache(10);
+    const secrets = new EnvironmentSecrets({ PORTCULLIS_SECRET_METRICS_TOKEN: SCRAPE_TOKEN });
     guard = new AccessGuard(
       new Reflector(),
       new SecurityEvents(),
       tokens,
       new RevocationList(),
       strategy,
+      new ScrapeToken(secrets),
     );
   });
 
@@ -172,6 +181,33 @@ describe('the global guard over every handler of every app', () => {
     }
     return admitted;
   }
+
+  it('admits the scrape token to the operator routes and to no route that needs a user', async () => {
+    const admitted: string[] = [];
+    for (const { route, handler } of routes) {
+      const request = fakeRequest({ authorization: `Bearer ${SCRAPE_TOKEN}` });
+      const context = httpContext(request, handler.controller, handler.method);
+      const allowed = await guard.canActivate(context).catch((error: unknown) => {
+        if (error instanceof UnauthorizedException) return false;
+        throw error;
+      });
+      if (allowed && !PUBLIC_ROUTES.has(route)) admitted.push(route);
+    }
+
+    expect(admitted.sort()).toEqual(OPERATOR_ROUTES);
+  });
+
+  it('keeps a customer and an auditor off the operator routes, and lets an admin in', async () => {
+    const customer = await routesAdmitting(['customer']);
+    const auditor = await routesAdmitting(['auditor']);
+    const admin = await routesAdmitting(['admin']);
+
+    for (const route of OPERATOR_ROUTES) {
+      expect(customer).not.toContain(route);
+      expect(auditor).not.toContain(route);
+      expect(admin).toContain(route);
+    }
+  });
 
   it('keeps a customer off every route that names only other roles', async () => {
     const admitted = await routesAdmitting(['customer']);

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { RequestContext } from '@portcullis/core';
+import { Metrics, RequestContext } from '@portcullis/core';
 
 import type { SecurityEvent } from './security-event';
 
@@ -8,13 +8,19 @@ const REDACTED_KEYS = /pass(word)?|secret|token|authorization|cookie|key|card|si
 
 /**
  * Records security decisions: refused tokens, refused messages, denied accesses, failed
- * logins. Each record carries the correlation id of the work that caused it.
+ * logins. Each record carries the correlation id of the work that caused it, and counts in
+ * `portcullis_security_events_total` by type, outcome and reason.
  */
 @Injectable()
 export class SecurityEvents {
   private readonly logger = new Logger('SecurityEvent');
 
   record(event: SecurityEvent): void {
+    Metrics.securityEvents.inc({
+      type: event.type,
+      outcome: event.outcome,
+      reason: event.reason ?? '',
+    });
     const context = RequestContext.current();
     this.logger.warn({
       msg: 'security event',

@@ -25,7 +25,7 @@ describe(ensureDevelopmentSecrets.name, () => {
   const modeOf = (name: string): number => statSync(join(directory, name)).mode & 0o777;
 
   describe('in an empty directory', () => {
-    it('writes a key per service, the token key-encryption key, the keyrings and the trust file', () => {
+    it('writes a key per service, the token key-encryption key, the keyrings, the metrics scrape token and the trust file', () => {
       const written = ensureDevelopmentSecrets(directory, SERVICES);
 
       expect(written.sort()).toEqual(
@@ -36,9 +36,11 @@ describe(ensureDevelopmentSecrets.name, () => {
           'token-key-encryption.key',
           'data-keys.json',
           'blind-index-keys.json',
+          'metrics.token',
           'trust.json',
         ].sort(),
       );
+      expect(read(SECRET_NAMES.metricsToken).trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
     });
 
     it('makes each keyring a valid one-version keyring', () => {

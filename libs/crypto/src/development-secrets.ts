@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -19,6 +19,8 @@ export const SECRET_NAMES = {
   dataKeys: 'data-keys.json',
   /** Versioned HMAC keys of blind indexes, such as the one on account emails (a keyring). */
   blindIndexKeys: 'blind-index-keys.json',
+  /** The bearer token Prometheus presents to `GET /metrics` (random, base64url). */
+  metricsToken: 'metrics.token',
 } as const;
 
 /** Every secret name a process of these services may read. */
@@ -30,13 +32,14 @@ export function knownSecretNames(services: readonly string[]): string[] {
     SECRET_NAMES.tokenSigningKey,
     SECRET_NAMES.dataKeys,
     SECRET_NAMES.blindIndexKeys,
+    SECRET_NAMES.metricsToken,
   ];
 }
 
 /**
  * Creates whatever development secrets are missing: each service's Ed25519 message-signing
  * key, the key that encrypts token signing keys at rest, the data and blind-index keyrings,
- * and a trust file listing every service's public key. Existing keys are kept. Returns the
+ * the metrics scrape token, and a trust file listing every service's public key. Existing keys are kept. Returns the
  * names it wrote (never the values).
  */
 export function ensureDevelopmentSecrets(directory: string, services: readonly string[]): string[] {
@@ -63,6 +66,10 @@ export function ensureDevelopmentSecrets(directory: string, services: readonly s
     if (!existsSync(join(directory, keyring))) {
       write(keyring, `${JSON.stringify(createKeyringFile(), null, 2)}\n`);
     }
+  }
+
+  if (!existsSync(join(directory, SECRET_NAMES.metricsToken))) {
+    write(SECRET_NAMES.metricsToken, `${randomBytes(32).toString('base64url')}\n`);
   }
 
   const trustPath = join(directory, SECRET_NAMES.trust);

@@ -18,6 +18,7 @@ import {
   type AppConfig,
   HOSTED_SERVICES,
   HealthRegistry,
+  Metrics,
   SECRET_FILES,
   type ServiceName,
   TRANSPORT_SERVER,
@@ -149,6 +150,7 @@ class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicatio
   async onModuleInit(): Promise<void> {
     await this.client.connect();
     this.health.register(`bus:${this.client.service}`, () => this.client.connect());
+    Metrics.watchOutbox(this.client.service, () => this.relay.backlog());
   }
 
   onApplicationBootstrap(): void {

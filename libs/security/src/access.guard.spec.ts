@@ -6,7 +6,8 @@ import { Reflector } from '@nestjs/core';
 import jwt from 'jsonwebtoken';
 
 import { SecurityEvents } from '@portcullis/audit';
-import type { AppConfig } from '@portcullis/core';
+import { type AppConfig, OperatorOnly, ScrapeToken } from '@portcullis/core';
+import { EnvironmentSecrets } from '@portcullis/crypto';
 import { VerifiedMessage } from '@portcullis/messaging';
 
 import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-contexts';
@@ -39,7 +40,14 @@ class ThingsController {
   @Get('admin')
   @Roles('admin')
   administer(): void {}
+
+  @Get('metrics')
+  @OperatorOnly()
+  @Public()
+  scrape(): void {}
 }
+
+const SCRAPE_TOKEN = 'the-scrape-token-of-this-test';
 
 describe(AccessGuard.name, () => {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -80,7 +88,15 @@ describe(AccessGuard.name, () => {
     const strategy = new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
     cache = new VerifiedTokenCache(100);
     revocations = new RevocationList();
-    guard = new AccessGuard(new Reflector(), new SecurityEvents(), cache, revocations, strategy);
+    const secrets = new EnvironmentSecrets({ PORTCULLIS_SECRET_METRICS_TOKEN: SCRAPE_TOKEN });
+    guard = new AccessGuard(
+      new Reflector(),
+      new SecurityEvents(),
+      cache,
+      revocations,
+      strategy,
+      new ScrapeToken(secrets),
+    );
   });
 
   afterEach(() => {
@@ -116,6 +132,29 @@ describe(AccessGuard.name, () => {
 
     it('refuses a customer on an admin route with 403', async () => {
       await expect(call('administer', token()).result).rejects.toThrow(ForbiddenException);
+    });
+  });
+
+  describe('on an operator route', () => {
+    it('admits the scrape token without verifying it as an access token', async () => {
+      await expect(call('scrape', SCRAPE_TOKEN).result).resolves.toBe(true);
+      expect(keys.keyForToken).not.toHaveBeenCalled();
+    });
+
+    it('admits an admin access token', async () => {
+      await expect(call('scrape', token({ roles: ['admin'] })).result).resolves.toBe(true);
+    });
+
+    it('refuses a customer with 403 and anyone else with 401, even when marked public', async () => {
+      await expect(call('scrape', token()).result).rejects.toBeInstanceOf(ForbiddenException);
+      await expect(call('scrape').result).rejects.toBeInstanceOf(UnauthorizedException);
+      await expect(call('scrape', `${SCRAPE_TOKEN}x`).result).rejects.toBeInstanceOf(
+        UnauthorizedException,
+      );
+    });
+
+    it('does not take the scrape token on any other route', async () => {
+      await expect(call('list', SCRAPE_TOKEN).result).rejects.toBeInstanceOf(UnauthorizedException);
     });
   });
 
@@ -219,7 +258,7 @@ describe(AccessGuard.name, () => {
   });
 });
 
-type Handler = 'open' | 'list' | 'administer';
+type Handler = 'open' | 'list' | 'administer' | 'scrape';
 
 function handlerOf(name: Handler): (...args: never[]) => unknown {
   const handlers = ThingsController.prototype as unknown as Record<Handler, () => void>;

@@ -10,7 +10,13 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 
 import { SecurityEvents } from '@portcullis/audit';
-import { type Actor, IS_PUBLIC, RequestContext } from '@portcullis/core';
+import {
+  type Actor,
+  IS_PUBLIC,
+  OPERATOR_ONLY,
+  RequestContext,
+  ScrapeToken,
+} from '@portcullis/core';
 import { VerifiedMessage } from '@portcullis/messaging';
 
 import {
@@ -30,6 +36,8 @@ type GuardedRequest = FastifyRequest & VerifiedTokenRequest & { user?: Actor };
 interface HandlerPolicy {
   readonly isPublic: boolean;
   readonly roles?: string[];
+  /** An `@OperatorOnly()` route: the scrape token, or else an admin. */
+  readonly operatorOnly: boolean;
 }
 
 /** One run of the strategy, with the callbacks passport would attach to it. */
@@ -48,7 +56,8 @@ function reasonOf(cause: unknown): string {
 
 /**
  * The global guard of every app. HTTP: deny unless the route is `@Public()` or carries a
- * verified access token (and one of the `@Roles()` it names). Messages: deny unless the
+ * verified access token (and one of the `@Roles()` it names); an `@OperatorOnly()` route
+ * admits the scrape token or an admin's access token. Messages: deny unless the
  * transport verified the envelope, and the envelope's actor holds the `@Roles()` named.
  *
  * A token verified before is answered from the {@link VerifiedTokenCache} without running
@@ -68,13 +77,15 @@ export class AccessGuard implements CanActivate {
     @Inject(VerifiedTokenCache) private readonly tokens: VerifiedTokenCache,
     @Inject(RevocationList) private readonly revocations: RevocationList,
     @Inject(AccessTokenStrategy) private readonly strategy: AccessTokenStrategy,
+    @Inject(ScrapeToken) private readonly scrapeToken: ScrapeToken,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const { isPublic, roles } = this.policyOf(context);
+    const { isPublic, roles, operatorOnly } = this.policyOf(context);
 
     switch (context.getType()) {
       case 'http':
+        if (operatorOnly && this.presentsScrapeToken(context)) return true;
         return isPublic || this.admitRequest(context, roles);
       case 'rpc':
         return this.admitMessage(context, roles);
@@ -89,13 +100,23 @@ export class AccessGuard implements CanActivate {
     const known = byHandler?.get(handler);
     if (known) return known;
     const targets = [handler, controller];
+    const operatorOnly = this.reflector.getAllAndOverride<boolean>(OPERATOR_ONLY, targets) === true;
     const policy = {
-      isPublic: this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true,
-      roles: this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_ROLES, targets),
+      isPublic:
+        !operatorOnly && this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) === true,
+      roles: operatorOnly
+        ? ['admin']
+        : this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_ROLES, targets),
+      operatorOnly,
     };
     if (!byHandler) this.policies.set(controller, (byHandler = new WeakMap()));
     byHandler.set(handler, policy);
     return policy;
+  }
+
+  private presentsScrapeToken(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<GuardedRequest>();
+    return this.scrapeToken.accepts(extractAccessToken(request) ?? undefined);
   }
 
   private async admitRequest(context: ExecutionContext, roles?: string[]): Promise<boolean> {

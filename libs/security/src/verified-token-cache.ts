@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 
-import type { Actor } from '@portcullis/core';
+import { type Actor, Metrics } from '@portcullis/core';
 
 interface Entry {
   readonly key: string;
@@ -51,12 +51,17 @@ export class VerifiedTokenCache {
   /** {@link get} for a token whose {@link keyOf} the caller has already computed. */
   getByKey(key: string): Actor | undefined {
     const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) {
+      Metrics.tokenCacheMisses.inc();
+      return undefined;
+    }
     if (entry.expiresAt <= this.now()) {
       this.remove(entry);
+      Metrics.tokenCacheMisses.inc();
       return undefined;
     }
     entry.used = true;
+    Metrics.tokenCacheHits.inc();
     return entry.actor;
   }
 

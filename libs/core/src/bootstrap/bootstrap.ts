@@ -1,17 +1,11 @@
 import helmet from '@fastify/helmet';
-import {
-  type CanActivate,
-  ConsoleLogger,
-  Logger,
-  Module,
-  type DynamicModule,
-  type Type,
-} from '@nestjs/common';
+import { type CanActivate, Logger, Module, type DynamicModule, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { CustomStrategy, NestMicroservice } from '@nestjs/microservices';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
+import { LoggerModule, Logger as PinoNestLogger } from 'nestjs-pino';
 import type { Server } from 'node:http';
 
 import { ensureDevelopmentSecrets } from '@portcullis/crypto';
@@ -19,10 +13,18 @@ import { ensureDevelopmentSecrets } from '@portcullis/crypto';
 import { type AppConfig, loadConfig } from '../config/app-config';
 import { SERVICE_NAMES, type ServiceName } from '../config/service-name';
 import { MESSAGE_GUARDS, TRANSPORT_SERVER } from '../config/tokens';
-import { RequestContext, acceptCorrelationId } from '../context/request-context';
+import {
+  RequestContext,
+  type RequestContextState,
+  acceptCorrelationId,
+} from '../context/request-context';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
+import { loggingParams } from '../logging/logger';
+import { UNMATCHED_ROUTE, tagRequest } from '../logging/request-telemetry';
+import { Metrics } from '../metrics/metrics';
+import { formatTraceparent, parseTraceparent, startSpan } from '../tracing/trace-context';
 import { CoreModule } from './core.module';
 
 /** Largest request body accepted, in bytes; larger bodies get 413. */
@@ -40,9 +42,10 @@ export interface HostDefinition {
 }
 
 /**
- * Builds a Portcullis application: Fastify, one error body, validation, correlation ids,
- * security headers, CORS, Swagger, and the message transport that the messaging library
- * provides. It does not listen; {@link runHost} does.
+ * Builds a Portcullis application: Fastify, one error body, validation, correlation ids and
+ * trace context, pino logs with one line per request, request metrics, security headers,
+ * CORS, Swagger, and the message transport that the messaging library provides. It does not
+ * listen; {@link runHost} does.
  */
 export async function createHost(
   definition: HostDefinition,
@@ -56,7 +59,11 @@ export async function createHost(
   }
 
   @Module({
-    imports: [CoreModule.forRoot(config, definition.services), ...definition.imports(config)],
+    imports: [
+      LoggerModule.forRoot(loggingParams(config, definition.name)),
+      CoreModule.forRoot(config, definition.services),
+      ...definition.imports(config),
+    ],
   })
   class HostModule {}
   Object.defineProperty(HostModule, 'name', { value: `${definition.name}HostModule` });
@@ -73,9 +80,10 @@ export async function createHost(
     logger: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
-    logger: createLogger(config, definition.name),
+    bufferLogs: true,
     abortOnError: false,
   });
+  app.useLogger(app.get(PinoNestLogger));
 
   const fastify = app.getHttpAdapter().getInstance();
   installRequestContext(fastify);
@@ -85,8 +93,14 @@ export async function createHost(
     app.enableCors({
       origin: [...config.corsOrigins],
       methods: ['GET', 'POST', 'PATCH', 'DELETE'],
-      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'x-correlation-id'],
-      exposedHeaders: ['x-correlation-id', 'retry-after'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'idempotency-key',
+        'x-correlation-id',
+        'traceparent',
+      ],
+      exposedHeaders: ['x-correlation-id', 'traceparent', 'retry-after'],
       credentials: false,
       maxAge: 600,
     });
@@ -142,20 +156,30 @@ export async function runHost(definition: HostDefinition): Promise<NestFastifyAp
   return app;
 }
 
-function createLogger(config: AppConfig, name: string): ConsoleLogger {
-  const levels = ['fatal', 'error', 'warn', 'log', 'debug'] as const;
-  return new ConsoleLogger(name, {
-    json: config.logFormat === 'json',
-    colors: config.logFormat === 'pretty',
-    logLevels: [...levels.slice(0, levels.indexOf(config.logLevel) + 1)],
-  });
-}
-
-/** Runs every request inside its own context and echoes the correlation id. */
+/**
+ * Runs every request inside its own context: the correlation id, and the trace context (the
+ * caller's valid `traceparent` continued with a span of ours, or a new trace), both echoed in
+ * response headers. Each finished request is timed into the request duration histogram.
+ */
 function installRequestContext(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
+    const trace = startSpan(parseTraceparent(request.headers.traceparent));
+    const state: RequestContextState = {
+      correlationId: String(request.id),
+      traceparent: formatTraceparent(trace),
+    };
+    tagRequest(request.raw, { state, route: request.routeOptions.url ?? UNMATCHED_ROUTE });
     void reply.header('x-correlation-id', request.id);
-    RequestContext.run({ correlationId: String(request.id) }, done);
+    void reply.header('traceparent', state.traceparent);
+    RequestContext.run(state, done);
+  });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    Metrics.httpRequestDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
   });
 }
 

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 
-import type { Actor, ServiceName } from '@portcullis/core';
+import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 
 import type { EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
@@ -87,6 +87,16 @@ export class OutboxRelay implements EntitySubscriberInterface {
     } catch (error) {
       this.logger.warn({ msg: 'outbox relay paused', service: this.service, error: String(error) });
     }
+  }
+
+  /** What the outbox holds unpublished: how many events, and the oldest one's age. Read-only. */
+  async backlog(): Promise<OutboxBacklog> {
+    const [row] = await this.db.query<Array<{ pending: number; oldest: number | null }>>(
+      `SELECT count(*)::int AS pending,
+              extract(epoch FROM now() - min(created_at))::float8 AS oldest
+         FROM "${this.service}".outbox WHERE published_at IS NULL`,
+    );
+    return { pending: Number(row.pending), oldestAgeSeconds: Math.max(0, Number(row.oldest ?? 0)) };
   }
 
   private async relayBatch(): Promise<number> {
