@@ -13,3 +13,4 @@ export * from './durable/inbox-record.entity';
 export * from './durable/messaging-tables.migration';
 export * from './durable/outbox';
 export * from './durable/outbox-record.entity';
+export * from './durable/outbox-audit-sink';

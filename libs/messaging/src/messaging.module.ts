@@ -27,6 +27,7 @@ import type { SecretFiles } from '@portcullis/crypto';
 
 import { Inbox } from './durable/inbox';
 import { Outbox } from './durable/outbox';
+import { OutboxAuditSink } from './durable/outbox-audit-sink';
 import { OutboxRelay } from './durable/outbox-relay';
 import { EnvelopeCodec } from './envelope-codec';
 import { ConsumerEnvelopeSerializer, ProducerEnvelopeSerializer } from './envelope-serializers';
@@ -118,6 +119,15 @@ export class MessagingModule {
         },
         { provide: Outbox, useValue: new Outbox(service) },
         {
+          provide: OutboxAuditSink,
+          inject: [getDataSourceToken(service), Outbox, SecurityEvents],
+          useFactory: (db: DataSource, outbox: Outbox, events: SecurityEvents) => {
+            const sink = new OutboxAuditSink(service, db, outbox);
+            events.attach(service, sink);
+            return sink;
+          },
+        },
+        {
           provide: Inbox,
           inject: [getDataSourceToken(service), SecurityEvents],
           useFactory: (db: DataSource, events: SecurityEvents) => new Inbox(service, db, events),
@@ -141,6 +151,9 @@ class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicatio
     @Inject(MessageClient) private readonly client: MessageClient,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     private readonly health: HealthRegistry,
+    // Attaches the service's audit records to its outbox before anything is recorded.
+    @Inject(OutboxAuditSink) readonly auditSink: OutboxAuditSink,
+    private readonly events: SecurityEvents,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -153,6 +166,7 @@ class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicatio
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.events.flush().catch(() => undefined);
     await this.relay.stop();
     await this.client.close();
   }

@@ -155,7 +155,8 @@ function createLogger(config: AppConfig, name: string): ConsoleLogger {
 function installRequestContext(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-correlation-id', request.id);
-    RequestContext.run({ correlationId: String(request.id) }, done);
+    const path = request.url.split('?', 1)[0];
+    RequestContext.run({ correlationId: String(request.id), path, clientIp: request.ip }, done);
   });
 }
 
