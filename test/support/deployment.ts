@@ -54,6 +54,8 @@ export class Deployment {
     readonly natsUrl?: string,
     /** The deployment's own NATS server, which requires client certificates (split shape). */
     private readonly natsServer?: RunningNatsServer,
+    /** The deployment's PostgreSQL database, in the shapes that use one. */
+    readonly databaseUrl?: string,
   ) {}
 
   /**
@@ -195,6 +197,7 @@ export class Deployment {
       env.SECRETS_DIR,
       env.NATS_URL,
       natsServer,
+      env.DATABASE_URL,
     );
     try {
       for (const app of apps) {
