@@ -153,6 +153,15 @@ describe(verifyChain.name, () => {
     });
   });
 
+  it('checks the chain up to the head it was given, ignoring records appended since', async () => {
+    const rows = chainOf([1, 2, 3, 4].map((n) => record(n)));
+
+    expect(await verifyChain(reader(rows), { sequence: 2, hash: rows[1].hash })).toEqual({
+      ok: true,
+      records: 2,
+    });
+  });
+
   it('reads a long chain page by page', async () => {
     const rows = chainOf(Array.from({ length: 4_500 }, (_, n) => record(n + 1)));
 

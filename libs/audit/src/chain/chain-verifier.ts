@@ -39,7 +39,8 @@ const PAGE = 2_000;
  * Walks a whole chain from its first record, page by page, and stops at the first record
  * that breaks it: an altered record fails its own hash, a moved or replaced one fails the
  * link to its predecessor, a removed one leaves a gap in the sequence numbers, and records
- * removed at the end fall short of the head.
+ * removed at the end fall short of the head. With a head, the walk ends there: read the head
+ * first, and records appended meanwhile are left for the next check.
  */
 export async function verifyChain(
   read: ChainPageReader,
@@ -49,7 +50,9 @@ export async function verifyChain(
   let previousSequence = 0;
   let records = 0;
   for (;;) {
-    const rows = await read(previousSequence, PAGE);
+    const page = await read(previousSequence, PAGE);
+    // Records appended after the head was read are not part of the chain being checked.
+    const rows = head ? page.filter((row) => row.sequence <= head.sequence) : page;
     for (const row of rows) {
       const broken = checkRow(row, previousSequence, previousHash);
       if (broken) {
@@ -63,7 +66,7 @@ export async function verifyChain(
       previousSequence = row.sequence;
       previousHash = row.hash;
     }
-    if (rows.length < PAGE) break;
+    if (page.length < PAGE || rows.length < page.length) break;
   }
   if (head && (head.sequence !== previousSequence || head.hash !== previousHash)) {
     return {
