@@ -32,13 +32,15 @@ function counts(file) {
 
 /**
  * Suites that belong to one shape: the fault, transport-security and key-rotation suites need
- * the split shape's own nats-server; the PostgreSQL TLS suite starts a cluster of its own, once.
+ * the split shape's own nats-server; the PostgreSQL TLS suite starts a cluster of its own, once;
+ * the audit tampering suite needs a PostgreSQL superuser.
  */
 const SHAPE_ONLY = {
   faults: 'split',
   'transport-security': 'split',
   'service-key-rotation': 'split',
   'database-tls': 'postgres-nats',
+  'audit-tamper': 'postgres-nats',
 };
 
 const results = [];

@@ -410,9 +410,11 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
         }),
         api.request('DELETE', `/auth/users/${bob.id}/sessions`, { token: ada.token }),
         api.post('/auth/keys/rotate', { token: ada.token, body: {} }),
+        api.get('/audit/events', { token: ada.token }),
+        api.get('/audit/verify', { token: ada.token }),
       ]);
 
-      expect(attempts.map((a) => a.status)).toEqual([403, 403, 403, 403]);
+      expect(attempts.map((a) => a.status)).toEqual([403, 403, 403, 403, 403, 403]);
       const me = await api.get('/auth/me', { token: ada.token });
       expect(me.body.roles).toEqual(['customer']);
       expect((await api.get('/orders', { token: bob.token })).status).toBe(200);

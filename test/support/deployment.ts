@@ -73,6 +73,8 @@ export class Deployment {
     readonly natsUrl?: string,
     /** The deployment's own NATS server, which requires client certificates (split shape). */
     private readonly natsServer?: RunningNatsServer,
+    /** The deployment's PostgreSQL database, in the shapes that use one. */
+    readonly databaseUrl?: string,
   ) {}
 
   /**
@@ -229,6 +231,7 @@ export class Deployment {
       env.SECRETS_DIR,
       env.NATS_URL,
       natsServer,
+      env.DATABASE_URL,
     );
     try {
       for (const app of apps) {

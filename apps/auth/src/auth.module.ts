@@ -15,6 +15,10 @@ import { AccountsService } from './accounts/accounts.service';
 import { LoginLimiter } from './accounts/login-limiter';
 import { PasswordHasher } from './accounts/password-hasher';
 import { UsersController } from './accounts/users.controller';
+import {
+  AUDIT_TRAIL_CONTROLLERS,
+  AUDIT_TRAIL_PROVIDERS,
+} from './audit-trail/audit-trail.providers';
 import { KeysController } from './keys/keys.controller';
 import { SigningKey } from './keys/signing-key.entity';
 import { SigningKeys } from './keys/signing-keys';
@@ -26,7 +30,10 @@ import { Session } from './tokens/session.entity';
 import { SessionsService } from './tokens/sessions.service';
 import { TokenIssuer } from './tokens/token-issuer';
 
-/** The identity provider: accounts, sessions, tokens and the keys that sign them. */
+/**
+ * The identity provider: accounts, sessions, tokens and the keys that sign them; and the host
+ * of the central audit trail (see `audit-trail/`).
+ */
 @Module({
   imports: [
     DatabaseModule.forService({
@@ -42,7 +49,7 @@ import { TokenIssuer } from './tokens/token-issuer';
     }),
     MessagingModule.forService('auth'),
   ],
-  controllers: [AccountsController, UsersController, KeysController],
+  controllers: [AccountsController, UsersController, KeysController, ...AUDIT_TRAIL_CONTROLLERS],
   providers: [
     AccountsService,
     LoginLimiter,
@@ -50,6 +57,7 @@ import { TokenIssuer } from './tokens/token-issuer';
     SessionsService,
     SigningKeys,
     TokenIssuer,
+    ...AUDIT_TRAIL_PROVIDERS,
   ],
 })
 export class AuthModule {}

@@ -126,7 +126,13 @@ describe('the global guard over every handler of every app', () => {
 
   it('finds the routes and message handlers it walks', () => {
     expect(routes.map((r) => r.route)).toEqual(
-      expect.arrayContaining(['POST /orders', 'POST /billing/invoices/:id/pay', 'GET /auth/me']),
+      expect.arrayContaining([
+        'POST /orders',
+        'POST /billing/invoices/:id/pay',
+        'GET /auth/me',
+        'GET /audit/events',
+        'GET /audit/verify',
+      ]),
     );
     expect(messageHandlers.map((h) => h.name)).toEqual(
       expect.arrayContaining([
@@ -135,6 +141,9 @@ describe('the global guard over every handler of every app', () => {
         'voidInvoice',
         'onSessionsRevoked',
         'onKeysRotated',
+        'fromAuth',
+        'fromOrders',
+        'fromBilling',
       ]),
     );
   });

@@ -1,42 +1,158 @@
-import { Injectable, Logger } from '@nestjs/common';
-import { Metrics, RequestContext } from '@portcullis/core';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Metrics,
+  RequestContext,
+  SERVICE_NAMES,
+  type ServiceName,
+  isServiceName,
+} from '@portcullis/core';
 
+import type { AuditRecord } from './audit-record';
+import { buildAuditRecord } from './audit-record-builder';
+import type { AuditSink } from './audit-sink';
 import type { SecurityEvent } from './security-event';
+import { serviceOfPath } from './service-of-path';
 
-/** Keys whose values never enter a record, whatever their casing. */
-const REDACTED_KEYS = /pass(word)?|secret|token|authorization|cookie|key|card|signature/i;
+/** Records written together when decisions come in quickly. */
+const BATCH = 200;
+/** How long a decision outside a transaction waits for others to join its batch. */
+const LINGER_MS = 20;
+/** Pause before a failed batch is written again (the database may be restarting). */
+const RETRY_MS = 1_000;
+/** Records kept while the outbox cannot be written; the oldest go first beyond this. */
+const MAX_PENDING = 50_000;
 
 /**
- * Records security decisions: refused tokens, refused messages, denied accesses, failed
- * logins. Each record carries the correlation id of the work that caused it, and counts in
- * `portcullis_security_events_total` by type, outcome and reason.
+ * Records security decisions and changes: refused tokens and messages, denied accesses,
+ * failed logins, state-changing requests, handled messages. Each becomes an
+ * {@link AuditRecord} carrying the acting user and the correlation id of the work that caused
+ * it, is logged (warn when denied or failed), and leaves its service through that service's
+ * outbox: in the caller's transaction with {@link recordIn}, otherwise within milliseconds in
+ * small multi-row batches. Each also counts in `portcullis_security_events_total` by type,
+ * outcome and reason.
  */
 @Injectable()
-export class SecurityEvents {
+export class SecurityEvents implements OnApplicationShutdown {
   private readonly logger = new Logger('SecurityEvent');
+  private readonly sinks = new Map<ServiceName, AuditSink>();
+  private readonly pending = new Map<ServiceName, AuditRecord[]>();
+  private timer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
 
-  record(event: SecurityEvent): void {
-    Metrics.securityEvents.inc({
-      type: event.type,
-      outcome: event.outcome,
-      reason: event.reason ?? '',
-    });
-    const context = RequestContext.current();
-    this.logger.warn({
-      msg: 'security event',
-      ...event,
-      actorId: event.actorId ?? context?.actor?.id,
-      correlationId: context?.correlationId,
-      details: event.details ? redact(event.details) : undefined,
-    });
+  /** Sends the records of `service` to `sink` from now on. */
+  attach(service: ServiceName, sink: AuditSink): void {
+    this.sinks.set(service, sink);
   }
-}
 
-function redact(details: NonNullable<SecurityEvent['details']>): SecurityEvent['details'] {
-  return Object.fromEntries(
-    Object.entries(details).map(([key, value]) => [
-      key,
-      REDACTED_KEYS.test(key) ? '[redacted]' : value,
-    ]),
-  );
+  /** Records a decision taken outside a transaction; it is written shortly after. */
+  record(event: SecurityEvent): void {
+    const record = this.build(event);
+    this.log(record);
+    if (!this.sinks.has(record.service)) return;
+    const queue = this.pending.get(record.service) ?? [];
+    queue.push(record);
+    this.pending.set(record.service, queue);
+    if (queue.length > MAX_PENDING) {
+      queue.splice(0, queue.length - MAX_PENDING);
+      this.logger.error({ msg: 'audit records dropped', service: record.service });
+    }
+    this.schedule(queue.length >= BATCH ? 0 : LINGER_MS);
+  }
+
+  /**
+   * Records a change in the transaction that makes it (a TypeORM `EntityManager`): the record
+   * exists if and only if the change commits.
+   */
+  async recordIn(transaction: unknown, event: SecurityEvent): Promise<AuditRecord> {
+    const record = this.build(event);
+    this.log(record);
+    await this.sinks.get(record.service)?.writeIn(transaction, [record]);
+    return record;
+  }
+
+  /** Writes every pending record now. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.flushing) await this.flushing;
+    this.flushing = this.writePending().finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.flush().catch(() => undefined);
+  }
+
+  private build(event: SecurityEvent): AuditRecord {
+    const context = RequestContext.current();
+    return buildAuditRecord(event, this.serviceOf(event, context?.service, context?.path), context);
+  }
+
+  /**
+   * The service that took the decision: the one the event names, else the one doing the work
+   * (the service whose inbox applies a message, or that owns the HTTP route), else, in a
+   * process hosting several, the first hosted (auth in the one-process shape).
+   */
+  private serviceOf(event: SecurityEvent, working?: string, path?: string): ServiceName {
+    const hosted = SERVICE_NAMES.filter((name) => this.sinks.has(name));
+    const candidates = [event.service, working, serviceOfPath(path)];
+    for (const candidate of candidates) {
+      if (isServiceName(candidate) && (hosted.length === 0 || hosted.includes(candidate))) {
+        return candidate;
+      }
+    }
+    return hosted[0] ?? 'auth';
+  }
+
+  private log(record: AuditRecord): void {
+    Metrics.securityEvents.inc({
+      type: record.type,
+      outcome: record.outcome,
+      reason: record.reason ?? '',
+    });
+    const line = {
+      msg: 'security event',
+      type: record.type,
+      outcome: record.outcome,
+      service: record.service,
+      reason: record.reason,
+      actorId: record.actor?.userId,
+      clientIp: record.actor?.clientIp,
+      resourceType: record.resource?.type,
+      resourceId: record.resource?.id,
+      correlationId: record.correlationId,
+      details: record.details,
+    };
+    if (record.outcome === 'allowed') this.logger.debug(line);
+    else this.logger.warn(line);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer && delayMs > 0) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush().catch(() => undefined);
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async writePending(): Promise<void> {
+    for (const [service, queue] of this.pending) {
+      const sink = this.sinks.get(service);
+      while (sink && queue.length > 0) {
+        const batch = queue.slice(0, BATCH);
+        try {
+          await sink.write(batch);
+        } catch (error) {
+          this.logger.warn({ msg: 'audit records not yet written', service, error: String(error) });
+          this.schedule(RETRY_MS);
+          return;
+        }
+        queue.splice(0, batch.length);
+      }
+    }
+  }
 }

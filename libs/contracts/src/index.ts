@@ -1,3 +1,4 @@
+export * from './audit-payloads';
 export * from './message-types';
 export * from './nats-permissions';
 export * from './nats-server-config';

@@ -1,5 +1,6 @@
 import type { ServiceName } from '@portcullis/core';
 
+import { AuditRecordedEvent } from './audit-payloads';
 import {
   InvoicePaidEvent,
   OrderCancelledEvent,
@@ -97,7 +98,36 @@ export const MESSAGE_CONTRACTS = {
     payload: TokenKeysQuery,
     reply: TokenKeysReply,
   },
+  'auth.audit.recorded': {
+    kind: 'event',
+    publisher: 'auth',
+    delivery: 'shared',
+    payload: AuditRecordedEvent,
+  },
+  'orders.audit.recorded': {
+    kind: 'event',
+    publisher: 'orders',
+    delivery: 'shared',
+    payload: AuditRecordedEvent,
+  },
+  'billing.audit.recorded': {
+    kind: 'event',
+    publisher: 'billing',
+    delivery: 'shared',
+    payload: AuditRecordedEvent,
+  },
 } as const satisfies Record<string, MessageContract>;
+
+/** The audit record types, one per publishing service; the collector consumes them all. */
+export const AUDIT_EVENT_TYPES = [
+  'auth.audit.recorded',
+  'orders.audit.recorded',
+  'billing.audit.recorded',
+] as const satisfies readonly MessageType[];
+
+export function isAuditEventType(type: string): boolean {
+  return (AUDIT_EVENT_TYPES as readonly string[]).includes(type);
+}
 
 export type MessageType = keyof typeof MESSAGE_CONTRACTS;
 

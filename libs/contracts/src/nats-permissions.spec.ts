@@ -74,6 +74,7 @@ describe(natsPermissions.name, () => {
           'auth.revocations.query',
           'billing.invoice.void',
           'dlq.>',
+          'evt.orders.audit.recorded',
           'evt.orders.cancelled',
           'evt.orders.created',
         ],

@@ -16,3 +16,4 @@ export * from './durable/messaging-tables.migration';
 export * from './durable/outbox';
 export * from './durable/outbox-record.entity';
 export * from './durable/outbox-trace-context.migration';
+export * from './durable/outbox-audit-sink';

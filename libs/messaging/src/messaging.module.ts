@@ -28,6 +28,7 @@ import type { SecretsProvider } from '@portcullis/crypto';
 
 import { Inbox } from './durable/inbox';
 import { Outbox } from './durable/outbox';
+import { OutboxAuditSink } from './durable/outbox-audit-sink';
 import { OutboxRelay } from './durable/outbox-relay';
 import { EnvelopeCodec } from './envelope-codec';
 import { ConsumerEnvelopeSerializer, ProducerEnvelopeSerializer } from './envelope-serializers';
@@ -122,6 +123,15 @@ export class MessagingModule {
         },
         { provide: Outbox, useValue: new Outbox(service) },
         {
+          provide: OutboxAuditSink,
+          inject: [getDataSourceToken(service), Outbox, SecurityEvents],
+          useFactory: (db: DataSource, outbox: Outbox, events: SecurityEvents) => {
+            const sink = new OutboxAuditSink(service, db, outbox);
+            events.attach(service, sink);
+            return sink;
+          },
+        },
+        {
           provide: Inbox,
           inject: [getDataSourceToken(service), SecurityEvents],
           useFactory: (db: DataSource, events: SecurityEvents) => new Inbox(service, db, events),
@@ -145,6 +155,9 @@ class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicatio
     @Inject(MessageClient) private readonly client: MessageClient,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     private readonly health: HealthRegistry,
+    // Attaches the service's audit records to its outbox before anything is recorded.
+    @Inject(OutboxAuditSink) readonly auditSink: OutboxAuditSink,
+    private readonly events: SecurityEvents,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -158,6 +171,7 @@ class BusLifecycle implements OnModuleInit, OnApplicationBootstrap, OnApplicatio
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.events.flush().catch(() => undefined);
     await this.relay.stop();
     await this.client.close();
   }

@@ -4,7 +4,7 @@ import { ClientNats, NatsContext, ServerNats } from '@nestjs/microservices';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 import type { SecurityEvents } from '@portcullis/audit';
-import { contractOf, eventSubject } from '@portcullis/contracts';
+import { contractOf, eventSubject, isAuditEventType } from '@portcullis/contracts';
 import { RequestContext, acceptCorrelationId } from '@portcullis/core';
 
 import { MessageRefusedError } from './envelope';
@@ -17,6 +17,9 @@ import { childTraceparent } from './trace-context';
 
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];
 type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
+
+/** Audit records a collector may have in hand at once, per type. */
+const AUDIT_CONCURRENCY = 256;
 
 /** What the server needs to take durable events from the stream. */
 export interface DurableEvents {
@@ -72,8 +75,16 @@ export class SignedNatsServer extends ServerNats {
         mode === 'broadcast'
           ? `${this.durable.group}-${randomUUID().slice(0, 8)}`
           : this.durable.group;
+      // The audit collector appends what arrives together as one batch.
+      const concurrency = isAuditEventType(pattern) ? AUDIT_CONCURRENCY : 1;
       stream
-        .consume(pattern, group, (delivery) => this.deliver(stream, pattern, delivery), mode)
+        .consume(
+          pattern,
+          group,
+          (delivery) => this.deliver(stream, pattern, delivery),
+          mode,
+          concurrency,
+        )
         .catch((error: unknown) => {
           this.durableLogger.error({
             msg: 'event consumer not started',

@@ -36,7 +36,7 @@ export class InvoicesService {
 
   /** Opens the invoice of a new order, inside the inbox transaction of the event. */
   async openFor(tx: EntityManager, order: OrderCreatedEvent): Promise<void> {
-    await tx
+    const opened = await tx
       .createQueryBuilder()
       .insert()
       .into(Invoice)
@@ -51,7 +51,18 @@ export class InvoicesService {
         paidAt: null,
       })
       .orIgnore()
+      .returning(['id'])
       .execute();
+    const invoiceId = (opened.raw as Array<{ id: string }>)[0]?.id;
+    if (!invoiceId) return;
+    await this.events.recordIn(tx, {
+      type: 'invoice.opened',
+      outcome: 'allowed',
+      service: 'billing',
+      resourceType: 'invoice',
+      resourceId: invoiceId,
+      details: { orderId: order.orderId, amountCents: order.totalCents },
+    });
   }
 
   /** Voids an order's invoice unless it is paid; creates it void if it has not arrived yet. */
@@ -182,7 +193,23 @@ export class InvoicesService {
         customerId: invoice.customerId,
         paidAt: invoice.paidAt.toISOString(),
       });
+      await this.events.recordIn(tx, {
+        type: 'invoice.paid',
+        outcome: 'allowed',
+        service: 'billing',
+        resourceType: 'invoice',
+        resourceId: invoice.id,
+        details: { orderId: invoice.orderId, amountCents: invoice.amountCents },
+      });
     } else {
+      await this.events.recordIn(tx, {
+        type: 'invoice.payment_declined',
+        outcome: 'denied',
+        service: 'billing',
+        resourceType: 'invoice',
+        resourceId: invoice.id,
+        details: { orderId: invoice.orderId },
+      });
       status = HttpStatus.PAYMENT_REQUIRED;
       body = { statusCode: status, message: 'payment was declined' };
     }

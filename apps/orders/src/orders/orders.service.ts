@@ -59,6 +59,14 @@ export class OrdersService {
           totalCents: order.totalCents,
           currency: order.currency,
         });
+        await this.events.recordIn(tx, {
+          type: 'order.created',
+          outcome: 'allowed',
+          service: 'orders',
+          resourceType: 'order',
+          resourceId: order.id,
+          details: { totalCents: order.totalCents, currency: order.currency },
+        });
       });
     } catch (error) {
       if (idempotencyKey && isUniqueViolation(error)) {
@@ -109,6 +117,13 @@ export class OrdersService {
         orderId: order.id,
         customerId: order.customerId,
       });
+      await this.events.recordIn(tx, {
+        type: 'order.cancelled',
+        outcome: 'allowed',
+        service: 'orders',
+        resourceType: 'order',
+        resourceId: order.id,
+      });
     });
     return this.get(actor, orderId);
   }
@@ -122,7 +137,15 @@ export class OrdersService {
     );
     if (!result.affected) {
       this.logger.warn({ msg: 'invoice paid for an order not awaiting payment', orderId });
+      return;
     }
+    await this.events.recordIn(tx, {
+      type: 'order.paid',
+      outcome: 'allowed',
+      service: 'orders',
+      resourceType: 'order',
+      resourceId: orderId,
+    });
   }
 
   private async price(actor: Actor, input: CreateOrderDto): Promise<Order> {

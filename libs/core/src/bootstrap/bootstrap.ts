@@ -167,6 +167,8 @@ function installRequestContext(fastify: FastifyInstance): void {
     const state: RequestContextState = {
       correlationId: String(request.id),
       traceparent: formatTraceparent(trace),
+      path: request.url.split('?', 1)[0],
+      clientIp: request.ip,
     };
     tagRequest(request.raw, { state, route: request.routeOptions.url ?? UNMATCHED_ROUTE });
     void reply.header('x-correlation-id', request.id);

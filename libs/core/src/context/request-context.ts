@@ -14,6 +14,12 @@ export interface RequestContextState {
   /** W3C trace context of this unit of work (`00-<trace id>-<span id>-<flags>`), when known. */
   traceparent?: string;
   actor?: Actor;
+  /** Path of the HTTP request, without its query; absent for messages. */
+  path?: string;
+  /** Address of the HTTP client, as the trusted-proxy setting resolves it. */
+  clientIp?: string;
+  /** The hosted service doing the work, once known (e.g. the service whose inbox applies it). */
+  service?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContextState>();

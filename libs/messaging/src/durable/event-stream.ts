@@ -28,13 +28,16 @@ export interface EventStream {
   publish(type: string, messageId: string, data: Uint8Array): Promise<void>;
   /**
    * `shared`: one delivery per group, whatever its number of processes. `broadcast`: `group`
-   * is unique to the process, and the subscription ends with it.
+   * is unique to the process, and the subscription ends with it. `concurrency` above 1 lets
+   * that many deliveries be in the consumer at once (for consumers that batch them), in no
+   * particular order.
    */
   consume(
     type: string,
     group: string,
     consumer: EventConsumer,
     mode: 'shared' | 'broadcast',
+    concurrency?: number,
   ): Promise<void>;
   /** Keeps a delivery that exhausted its attempts (or was rejected) for inspection. */
   deadLetter(type: string, data: Uint8Array, reason: string): Promise<void>;

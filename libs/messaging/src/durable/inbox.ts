@@ -1,14 +1,16 @@
 import type { DataSource, EntityManager } from 'typeorm';
 
 import type { SecurityEvents } from '@portcullis/audit';
-import type { ServiceName } from '@portcullis/core';
+import { isAuditEventType } from '@portcullis/contracts';
+import { RequestContext, type ServiceName } from '@portcullis/core';
 
 import type { VerifiedMessage } from '../envelope';
 
 /**
  * Applies each message at most once: its id is recorded in the service's inbox in the same
  * transaction as its effect. A redelivery, or a captured message replayed a week later,
- * finds the id and changes nothing; it is recorded as a refused replay.
+ * finds the id and changes nothing; it is recorded as a refused replay. A message applied is
+ * recorded as `message.handled` in the audit trail, in the transaction of its effect.
  */
 export class Inbox {
   constructor(
@@ -22,6 +24,8 @@ export class Inbox {
     message: VerifiedMessage,
     effect: (tx: EntityManager) => Promise<void>,
   ): Promise<boolean> {
+    const context = RequestContext.current();
+    if (context) context.service = this.service;
     const applied = await this.db.transaction(async (tx) => {
       const inserted = await tx.query<Array<{ message_id: string }>>(
         `INSERT INTO "${this.service}".inbox (message_id, type, sender) VALUES ($1, $2, $3)
@@ -30,12 +34,21 @@ export class Inbox {
       );
       if (inserted.length === 0) return false;
       await effect(tx);
+      if (!isAuditEventType(message.type)) {
+        await this.events.recordIn(tx, {
+          type: 'message.handled',
+          outcome: 'allowed',
+          service: this.service,
+          details: { messageType: message.type, sender: message.sender, messageId: message.id },
+        });
+      }
       return true;
     });
     if (!applied) {
       this.events.record({
         type: 'message.refused',
         outcome: 'denied',
+        service: this.service,
         reason: 'replayed',
         details: { messageType: message.type, sender: message.sender, messageId: message.id },
       });

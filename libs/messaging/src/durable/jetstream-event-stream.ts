@@ -4,6 +4,7 @@ import {
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
@@ -52,6 +53,7 @@ export class JetStreamEventStream implements EventStream {
     group: string,
     consumer: EventConsumer,
     mode: 'shared' | 'broadcast',
+    concurrency = 1,
   ): Promise<void> {
     const manager = await this.streams();
     const name = `${group}_${type}`.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -83,18 +85,16 @@ export class JetStreamEventStream implements EventStream {
     });
     this.stops.push(() => void messages.close());
     void (async () => {
+      const inFlight = new Set<Promise<void>>();
       for await (const message of messages) {
-        const attempt = message.info.deliveryCount;
-        const isLastAttempt = attempt >= MAX_DELIVERIES;
-        let outcome;
-        try {
-          outcome = await consumer({ data: message.data, attempt, isLastAttempt });
-        } catch {
-          outcome = 'retry' as const;
+        const handled = settle(message, consumer);
+        if (concurrency <= 1) {
+          await handled;
+          continue;
         }
-        if (outcome === 'retry' && !isLastAttempt) message.nak(backoffAfter(attempt));
-        else if (outcome === 'retry' || outcome === 'reject') message.term(outcome);
-        else message.ack();
+        inFlight.add(handled);
+        void handled.finally(() => inFlight.delete(handled));
+        if (inFlight.size >= concurrency) await Promise.race(inFlight);
       }
     })().catch((error: unknown) => {
       this.logger.error({ msg: 'event consumer stopped', type, error: String(error) });
@@ -130,6 +130,21 @@ export class JetStreamEventStream implements EventStream {
     });
     return this.ready;
   }
+}
+
+/** Hands one delivery to the consumer, then acknowledges, redelivers or ends it. */
+async function settle(message: JsMsg, consumer: EventConsumer): Promise<void> {
+  const attempt = message.info.deliveryCount;
+  const isLastAttempt = attempt >= MAX_DELIVERIES;
+  let outcome;
+  try {
+    outcome = await consumer({ data: message.data, attempt, isLastAttempt });
+  } catch {
+    outcome = 'retry' as const;
+  }
+  if (outcome === 'retry' && !isLastAttempt) message.nak(backoffAfter(attempt));
+  else if (outcome === 'retry' || outcome === 'reject') message.term(outcome);
+  else message.ack();
 }
 
 async function ensureStream(

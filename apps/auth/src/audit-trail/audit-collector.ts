@@ -1,0 +1,74 @@
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+
+import { AUDIT_OBSERVERS, type AuditObserver, type AuditRecord } from '@portcullis/audit';
+
+import { AuditChain } from './audit-chain';
+
+/** Most records appended in one transaction. */
+const MAX_BATCH = 1_000;
+
+interface Waiting {
+  readonly record: AuditRecord;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Gathers the records that arrive together and appends them to the chain as one batch; each
+ * delivery is acknowledged only once its batch has committed. After each committed batch,
+ * every registered observer sees the records appended (an observer's failure is logged, and
+ * never undoes the append).
+ */
+@Injectable()
+export class AuditCollector {
+  private readonly logger = new Logger(AuditCollector.name);
+  private queue: Waiting[] = [];
+  private draining?: Promise<void>;
+
+  constructor(
+    @Inject(AuditChain) private readonly chain: AuditChain,
+    @Optional() @Inject(AUDIT_OBSERVERS) private readonly observers: AuditObserver[] = [],
+  ) {}
+
+  /** Resolves once the record is in the chain (or was already). */
+  collect(record: AuditRecord): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      this.draining ??= new Promise<void>((done) => setImmediate(done))
+        .then(() => this.drain())
+        .finally(() => {
+          this.draining = undefined;
+        });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      let appended: AuditRecord[];
+      try {
+        appended = await this.chain.append(batch.map((waiting) => waiting.record));
+      } catch (error) {
+        this.logger.warn({
+          msg: 'audit batch not appended',
+          size: batch.length,
+          error: String(error),
+        });
+        for (const waiting of batch) waiting.reject(error);
+        continue;
+      }
+      for (const waiting of batch) waiting.resolve();
+      if (appended.length > 0) await this.notify(appended);
+    }
+  }
+
+  private async notify(records: AuditRecord[]): Promise<void> {
+    for (const observer of this.observers ?? []) {
+      try {
+        await observer.observe(records);
+      } catch (error) {
+        this.logger.error({ msg: 'audit observer failed', error: String(error) });
+      }
+    }
+  }
+}

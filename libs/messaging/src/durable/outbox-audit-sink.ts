@@ -1,0 +1,37 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+import type { AuditRecord, AuditSink } from '@portcullis/audit';
+import type { AuditRecordedEvent } from '@portcullis/contracts';
+import type { ServiceName } from '@portcullis/core';
+
+import type { Outbox } from './outbox';
+
+/**
+ * Sends a service's audit records through its outbox as `<service>.audit.recorded` events,
+ * the record id as the message id: they reach the collector when the bus is back, however
+ * long it was down, and a repeat is appended once.
+ */
+export class OutboxAuditSink implements AuditSink {
+  constructor(
+    private readonly service: ServiceName,
+    private readonly db: DataSource,
+    private readonly outbox: Outbox,
+  ) {}
+
+  write(records: readonly AuditRecord[]): Promise<void> {
+    return this.db.transaction((tx) => this.writeIn(tx, records));
+  }
+
+  writeIn(transaction: unknown, records: readonly AuditRecord[]): Promise<void> {
+    const items = records.map((record) => ({
+      id: record.id,
+      payload: record as AuditRecordedEvent,
+      correlationId: record.correlationId,
+    }));
+    return this.outbox.enqueueAll(
+      transaction as EntityManager,
+      `${this.service}.audit.recorded`,
+      items,
+    );
+  }
+}
