@@ -14,6 +14,7 @@ import { AccountsService } from './accounts/accounts.service';
 import { LoginLimiter } from './accounts/login-limiter';
 import { PasswordHasher } from './accounts/password-hasher';
 import { UsersController } from './accounts/users.controller';
+import { DetectionModule } from './detection/detection.module';
 import { KeysController } from './keys/keys.controller';
 import { SigningKey } from './keys/signing-key.entity';
 import { SigningKeys } from './keys/signing-keys';
@@ -39,6 +40,7 @@ import { TokenIssuer } from './tokens/token-issuer';
       sealingMigrations: (encryption) => [sealAccountEmails(encryption)],
     }),
     MessagingModule.forService('auth'),
+    DetectionModule,
   ],
   controllers: [AccountsController, UsersController, KeysController],
   providers: [
