@@ -82,7 +82,8 @@ describe(BurstCounter.name, () => {
 
       for (let user = 0; user < 5000; user += 1) bursts.hit(`user-${user}`, 1);
 
-      expect(bursts.size).toBe(100);
+      expect(bursts.size).toBeLessThanOrEqual(100);
+      expect(bursts.size).toBeGreaterThanOrEqual(90);
       expect(burstsAt(bursts, 'user-4999', [2, 3])).toEqual([3]);
       expect(burstsAt(bursts, 'user-0', [2, 3])).toEqual([]);
     });

@@ -24,11 +24,13 @@ interface KeyState {
 /**
  * Counts occurrences per key in a sliding window and says when one completes a burst. Memory is
  * bounded: at most `maxKeys` keys of at most `threshold` times each; keys idle for longer than
- * the window (and the quiet time) are dropped, and past the cap the least recently seen key is
- * forgotten. Counts live in this process only.
+ * the window (and the quiet time) are dropped, and past the cap the least recently seen keys
+ * are forgotten. Counts live in this process only.
  */
 export class BurstCounter {
+  /** Most recently seen last: a hit moves its key to the end. */
   private readonly keys = new Map<string, KeyState>();
+  private sweepAt = -Infinity;
 
   constructor(private readonly options: BurstCounterOptions) {}
 
@@ -51,7 +53,7 @@ export class BurstCounter {
     state.times.splice(0, fresh < 0 ? state.times.length : fresh);
     if (state.times.length > threshold) state.times.splice(0, state.times.length - threshold);
 
-    this.forgetIdle(time);
+    if (this.keys.size > this.options.maxKeys || time >= this.sweepAt) this.forget(time);
     if (state.times.length < threshold || newest < state.burstAt + quietMs) return false;
     state.burstAt = newest;
     state.times = [];
@@ -63,15 +65,21 @@ export class BurstCounter {
     return this.keys.size;
   }
 
-  /** Drops keys with nothing in the window at `now`, oldest first, then any over the cap. */
-  private forgetIdle(now: number): void {
-    const idleBefore = now - Math.max(this.options.windowMs, this.options.quietMs);
+  /**
+   * Drops every key with nothing left in its window (or quiet time) at `now`; then, if still over
+   * the cap, the least recently seen keys down to 90 % of it. Both walk the whole map, so they
+   * run only every quarter window or when the cap is passed, which keeps a hit O(1) on average.
+   */
+  private forget(now: number): void {
+    const horizon = Math.max(this.options.windowMs, this.options.quietMs);
+    this.sweepAt = now + horizon / 4;
     for (const [key, state] of this.keys) {
-      if (state.seenAt >= idleBefore) break;
-      this.keys.delete(key);
+      if (state.seenAt < now - horizon) this.keys.delete(key);
     }
+    const target = Math.floor(this.options.maxKeys * 0.9);
+    if (this.keys.size <= this.options.maxKeys) return;
     for (const key of this.keys.keys()) {
-      if (this.keys.size <= this.options.maxKeys) break;
+      if (this.keys.size <= target) break;
       this.keys.delete(key);
     }
   }
