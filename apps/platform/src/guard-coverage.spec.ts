@@ -88,17 +88,27 @@ describe('the global guard over every handler of every app', () => {
   const messageHandlers = handlers.filter(isMessageHandler);
   let guard: AccessGuard;
   let tokens: VerifiedTokenCache;
+  let strategy: AccessTokenStrategy;
 
   beforeAll(() => {
     const config = loadConfig({});
-    const keys = { keyForToken: () => Promise.reject(new Error('no keys in this test')) };
-    new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
+    const keys = {
+      keyForToken: () => Promise.reject(new Error('no keys in this test')),
+      knownKeyFor: () => undefined,
+    };
+    strategy = new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
   });
 
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     tokens = new VerifiedTokenCache(10);
-    guard = new AccessGuard(new Reflector(), new SecurityEvents(), tokens, new RevocationList());
+    guard = new AccessGuard(
+      new Reflector(),
+      new SecurityEvents(),
+      tokens,
+      new RevocationList(),
+      strategy,
+    );
   });
 
   afterEach(() => {

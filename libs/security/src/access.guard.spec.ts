@@ -12,6 +12,7 @@ import { VerifiedMessage } from '@portcullis/messaging';
 import { fakeRequest, httpContext, rpcContext } from '../../../jest/execution-contexts';
 import { AccessGuard } from './access.guard';
 import { AccessTokenStrategy } from './access-token.strategy';
+import { AccessTokenVerifier } from './access-token.verifier';
 import { Public, Roles } from './decorators';
 import { RevocationList } from './revocation-list';
 import type { TokenKeyStore } from './token-key-store';
@@ -43,7 +44,10 @@ class ThingsController {
 describe(AccessGuard.name, () => {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  let keys: { keyForToken: jest.Mock<(token: string) => Promise<typeof publicKey>> };
+  let keys: {
+    keyForToken: jest.Mock<(token: string) => Promise<typeof publicKey>>;
+    knownKeyFor: jest.Mock<(token: string) => undefined>;
+  };
   let cache: VerifiedTokenCache;
   let revocations: RevocationList;
   let guard: AccessGuard;
@@ -69,11 +73,14 @@ describe(AccessGuard.name, () => {
 
   beforeEach(() => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    keys = { keyForToken: jest.fn(() => Promise.resolve(publicKey)) };
-    new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
+    keys = {
+      keyForToken: jest.fn(() => Promise.resolve(publicKey)),
+      knownKeyFor: jest.fn(() => undefined),
+    };
+    const strategy = new AccessTokenStrategy(keys as unknown as TokenKeyStore, config);
     cache = new VerifiedTokenCache(100);
     revocations = new RevocationList();
-    guard = new AccessGuard(new Reflector(), new SecurityEvents(), cache, revocations);
+    guard = new AccessGuard(new Reflector(), new SecurityEvents(), cache, revocations, strategy);
   });
 
   afterEach(() => {
@@ -131,7 +138,7 @@ describe(AccessGuard.name, () => {
   describe('with the verified-token cache', () => {
     it('verifies a token once and answers repeats without a signature check', async () => {
       const valid = token();
-      const verify = jest.spyOn(jwt, 'verify');
+      const verify = jest.spyOn(AccessTokenVerifier.prototype, 'verify');
 
       await call('list', valid).result;
       const { request, result } = call('list', valid);

@@ -8,3 +8,4 @@ export * from './host-modules';
 export * from './revocation-list';
 export * from './rate-limit-storage';
 export * from './verified-token-cache';
+export * from './access-token.verifier';

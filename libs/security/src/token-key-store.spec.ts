@@ -96,6 +96,29 @@ describe(TokenKeyStore.name, () => {
     });
   });
 
+  describe('answering without waiting', () => {
+    it('knows no key before the first fetch, and does not ask auth', () => {
+      expect(store.knownKeyFor(tokenWith({ alg: 'RS256', kid: 'key-1' }))).toBeUndefined();
+      expect(client.request).not.toHaveBeenCalled();
+    });
+
+    it('returns a fetched key at once', async () => {
+      await keyFor('key-1');
+
+      expect(store.knownKeyFor(tokenWith({ alg: 'RS256', kid: 'key-1' }))?.equals(strong)).toBe(
+        true,
+      );
+    });
+
+    it('refuses another algorithm even for a header it has read before', async () => {
+      await keyFor('key-1');
+
+      expect(() => store.knownKeyFor(tokenWith({ alg: 'HS256', kid: 'key-1' }))).toThrow(
+        new TokenKeyError('unexpected algorithm'),
+      );
+    });
+  });
+
   describe('with a second unknown kid', () => {
     it('does not fetch again within 5 seconds, and refuses the kid', async () => {
       await keyFor('key-1');

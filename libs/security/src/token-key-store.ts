@@ -5,6 +5,7 @@ import { MessageClient } from '@portcullis/messaging';
 
 const KID = /^[A-Za-z0-9_-]{1,128}$/;
 const MIN_REFRESH_INTERVAL_MS = 5_000;
+const MAX_REMEMBERED_HEADERS = 64;
 
 /** The one token algorithm accepted: RS256 (fast to verify, supported by `jsonwebtoken`). */
 export const TOKEN_ALGORITHM = 'RS256';
@@ -20,6 +21,7 @@ export class TokenKeyError extends Error {}
 export class TokenKeyStore {
   private readonly logger = new Logger(TokenKeyStore.name);
   private keys = new Map<string, KeyObject>();
+  private readonly kidsByHeader = new Map<string, string>();
   private lastRefresh = 0;
   private inFlight?: Promise<void>;
 
@@ -27,17 +29,38 @@ export class TokenKeyStore {
 
   /** The verification key for a raw JWT, chosen only by its `kid` from keys auth published. */
   async keyForToken(rawJwt: string): Promise<KeyObject> {
-    const header = decodeHeader(rawJwt);
+    const kid = this.kidOf(rawJwt);
+    const known = this.keys.get(kid);
+    if (known) return known;
+    await this.refresh();
+    const fetched = this.keys.get(kid);
+    if (!fetched) throw new TokenKeyError('unknown kid');
+    return fetched;
+  }
+
+  /**
+   * The key for a raw JWT when it is already known, without waiting: the common case, which
+   * then costs no promise. `undefined` means {@link keyForToken} must be asked.
+   */
+  knownKeyFor(rawJwt: string): KeyObject | undefined {
+    return this.keys.get(this.kidOf(rawJwt));
+  }
+
+  /** The `kid` of a token whose header names RS256; headers seen before are not parsed again. */
+  private kidOf(rawJwt: string): string {
+    const dot = rawJwt.indexOf('.');
+    if (dot < 1 || dot > 2048) throw new TokenKeyError('malformed token');
+    const headerText = rawJwt.slice(0, dot);
+    const remembered = this.kidsByHeader.get(headerText);
+    if (remembered !== undefined) return remembered;
+    const header = decodeHeader(headerText);
     if (header.alg !== TOKEN_ALGORITHM) throw new TokenKeyError('unexpected algorithm');
     if (typeof header.kid !== 'string' || !KID.test(header.kid)) {
       throw new TokenKeyError('missing or malformed kid');
     }
-    const known = this.keys.get(header.kid);
-    if (known) return known;
-    await this.refresh();
-    const fetched = this.keys.get(header.kid);
-    if (!fetched) throw new TokenKeyError('unknown kid');
-    return fetched;
+    if (this.kidsByHeader.size >= MAX_REMEMBERED_HEADERS) this.kidsByHeader.clear();
+    this.kidsByHeader.set(headerText, header.kid);
+    return header.kid;
   }
 
   /**
@@ -81,13 +104,9 @@ export class TokenKeyStore {
   }
 }
 
-function decodeHeader(rawJwt: string): { alg?: unknown; kid?: unknown } {
-  const dot = rawJwt.indexOf('.');
-  if (dot < 1 || dot > 2048) throw new TokenKeyError('malformed token');
+function decodeHeader(headerText: string): { alg?: unknown; kid?: unknown } {
   try {
-    const header: unknown = JSON.parse(
-      Buffer.from(rawJwt.slice(0, dot), 'base64url').toString('utf8'),
-    );
+    const header: unknown = JSON.parse(Buffer.from(headerText, 'base64url').toString('utf8'));
     if (typeof header !== 'object' || header === null) throw new TokenKeyError('malformed token');
     return header;
   } catch {
