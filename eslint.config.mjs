@@ -42,6 +42,7 @@ export default tseslint.config(
       'data/**',
       'secrets/**',
       '.e2e/**',
+      '.flow/**',
     ],
   },
   js.configs.recommended,
