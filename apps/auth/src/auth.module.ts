@@ -19,6 +19,7 @@ import {
   AUDIT_TRAIL_CONTROLLERS,
   AUDIT_TRAIL_PROVIDERS,
 } from './audit-trail/audit-trail.providers';
+import { DetectionModule } from './detection/detection.module';
 import { KeysController } from './keys/keys.controller';
 import { SigningKey } from './keys/signing-key.entity';
 import { SigningKeys } from './keys/signing-keys';
@@ -48,6 +49,7 @@ import { TokenIssuer } from './tokens/token-issuer';
       sealingMigrations: (encryption) => [sealAccountEmails(encryption)],
     }),
     MessagingModule.forService('auth'),
+    DetectionModule,
   ],
   controllers: [AccountsController, UsersController, KeysController, ...AUDIT_TRAIL_CONTROLLERS],
   providers: [

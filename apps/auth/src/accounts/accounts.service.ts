@@ -77,7 +77,7 @@ export class AccountsService implements OnApplicationBootstrap {
     const account = await this.accounts.findOneBy(this.withEmail(email));
     const valid = await this.hasher.verify(account?.passwordHash, input.password);
     if (!account || !valid) {
-      await this.limiter.recordFailure(subjects);
+      await this.limiter.recordFailure(subjects, { clientIp, accountId: account?.id });
       this.events.record({
         type: 'auth.login_failed',
         outcome: 'denied',

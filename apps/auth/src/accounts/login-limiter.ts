@@ -5,6 +5,14 @@ import { DataSource } from 'typeorm';
 import { SecurityEvents } from '@portcullis/audit';
 import { APP_CONFIG, type AppConfig, FieldEncryption, RetryLaterException } from '@portcullis/core';
 
+import { SecurityAlerts } from '../detection/security-alerts';
+
+/** Who failed: the client and, when the email named one, the account. */
+export interface FailedAttempt {
+  readonly clientIp: string;
+  readonly accountId?: string;
+}
+
 /** Something failed attempts are counted against, with how many it may fail freely. */
 export interface LimitSubject {
   readonly key: string;
@@ -30,6 +38,7 @@ export class LoginLimiter {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly events: SecurityEvents,
     private readonly fields: FieldEncryption,
+    private readonly alerts: SecurityAlerts,
   ) {}
 
   /**
@@ -77,7 +86,12 @@ export class LoginLimiter {
     }
   }
 
-  async recordFailure(subjects: readonly LimitSubject[]): Promise<void> {
+  /**
+   * Counts a failure against each subject. The failure that locks a subject out raises the
+   * `login.brute_force` alert: the database counts every attempt of every auth instance, so
+   * exactly one failure per window reaches the lockout.
+   */
+  async recordFailure(subjects: readonly LimitSubject[], attempt: FailedAttempt): Promise<void> {
     const windowStart = new Date(Date.now() - this.config.loginLimits.windowSeconds * 1000);
     for (const subject of subjects) {
       const [row] = await this.db.query<Array<{ failures: number }>>(
@@ -93,11 +107,23 @@ export class LoginLimiter {
         [subject.key, windowStart],
       );
       if (row?.failures === subject.freeFailures * 2) {
+        const kind = subject.key.split(':')[0];
         this.events.record({
           type: 'auth.lockout',
           outcome: 'denied',
           reason: 'too_many_failures',
-          details: { subject: subject.key.split(':')[0] },
+          details: { subject: kind },
+        });
+        this.alerts.raise({
+          rule: 'login.brute_force',
+          outcome: 'denied',
+          accountId: attempt.accountId,
+          clientIp: attempt.clientIp,
+          details: {
+            subject: kind,
+            failures: row.failures,
+            lockoutSeconds: this.config.loginLimits.lockoutSeconds,
+          },
         });
       }
     }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 
 import { AUDIT_OBSERVERS, type AuditObserver, type AuditRecord } from '@portcullis/audit';
+import { Metrics } from '@portcullis/core';
 
 import { AuditChain } from './audit-chain';
 
@@ -58,6 +59,7 @@ export class AuditCollector {
         continue;
       }
       for (const waiting of batch) waiting.resolve();
+      Metrics.auditRecordsAppended.inc(appended.length);
       if (appended.length > 0) await this.notify(appended);
     }
   }

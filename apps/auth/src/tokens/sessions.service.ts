@@ -10,6 +10,7 @@ import { Outbox } from '@portcullis/messaging';
 
 import { Account } from '../accounts/account.entity';
 import { LoginLimiter } from '../accounts/login-limiter';
+import { SecurityAlerts } from '../detection/security-alerts';
 import { RefreshToken } from './refresh-token.entity';
 import { Session } from './session.entity';
 import { type TokenPair, TokenIssuer, refreshTokenHash } from './token-issuer';
@@ -38,6 +39,7 @@ export class SessionsService {
     private readonly events: SecurityEvents,
     @Inject(Outbox) private readonly outbox: Outbox,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly alerts: SecurityAlerts,
   ) {}
 
   /**
@@ -70,9 +72,16 @@ export class SessionsService {
           resourceType: 'session',
           resourceId: outcome.sessionId,
         });
+        this.alerts.raise({
+          rule: 'refresh.reuse',
+          outcome: 'denied',
+          accountId: outcome.accountId,
+          clientIp,
+          details: { sessionId: outcome.sessionId, action: 'session_revoked' },
+        });
         throw new UnauthorizedException(INVALID_REFRESH);
       case 'refused':
-        await this.limiter.recordFailure([ipSubject]);
+        await this.limiter.recordFailure([ipSubject], { clientIp });
         this.events.record({
           type: 'auth.refresh_failed',
           outcome: 'denied',

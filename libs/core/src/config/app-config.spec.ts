@@ -334,4 +334,45 @@ describe(loadConfig.name, () => {
       ]);
     });
   });
+
+  describe('detection rules', () => {
+    it('revoke after 10 denied accesses in 60 s and alert after 20 refused messages in 60 s', () => {
+      expect(loadConfig({}).detection).toEqual({
+        accessProbing: { threshold: 10, windowSeconds: 60 },
+        messageRefusals: { threshold: 20, windowSeconds: 60 },
+        maxTrackedSubjects: 10_000,
+      });
+    });
+
+    it('reads every threshold, window and the memory bound', () => {
+      const detection = loadConfig({
+        DETECTION_PROBING_THRESHOLD: '5',
+        DETECTION_PROBING_WINDOW_SECONDS: '30',
+        DETECTION_REFUSALS_THRESHOLD: '3',
+        DETECTION_REFUSALS_WINDOW_SECONDS: '120',
+        DETECTION_MAX_TRACKED: '500',
+      }).detection;
+
+      expect(detection).toEqual({
+        accessProbing: { threshold: 5, windowSeconds: 30 },
+        messageRefusals: { threshold: 3, windowSeconds: 120 },
+        maxTrackedSubjects: 500,
+      });
+    });
+
+    it('refuses a threshold of one, which would act on a single mistake', () => {
+      expect(
+        problemsOf({ DETECTION_PROBING_THRESHOLD: '1', DETECTION_REFUSALS_THRESHOLD: '1' }),
+      ).toEqual([
+        'DETECTION_PROBING_THRESHOLD must be a whole number from 2 to 1000',
+        'DETECTION_REFUSALS_THRESHOLD must be a whole number from 2 to 1000',
+      ]);
+    });
+
+    it('refuses an unbounded number of tracked subjects', () => {
+      expect(problemsOf({ DETECTION_MAX_TRACKED: '5000000' })).toEqual([
+        'DETECTION_MAX_TRACKED must be a whole number from 100 to 1000000',
+      ]);
+    });
+  });
 });

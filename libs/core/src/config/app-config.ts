@@ -39,6 +39,8 @@ export interface AppConfig {
   /** Rotate the token signing key when the active one is this old; 0 turns it off. */
   readonly tokenKeyRotationSeconds: number;
   readonly loginLimits: LoginLimits;
+  /** Rules that watch the audit trail and act on bursts (auth only). */
+  readonly detection: DetectionSettings;
   readonly messageTtlSeconds: number;
   readonly bootstrapAdminEmail?: string;
   readonly bootstrapAdminPassword?: string;
@@ -88,6 +90,22 @@ export interface LoginLimits {
   readonly ipFreeFailures: number;
   readonly windowSeconds: number;
   readonly lockoutSeconds: number;
+}
+
+/** A burst: at least `threshold` matching records within `windowSeconds`. */
+export interface BurstRule {
+  readonly threshold: number;
+  readonly windowSeconds: number;
+}
+
+/** Thresholds of the detection rules that count audit records, and their memory bound. */
+export interface DetectionSettings {
+  /** Denied accesses to other users' objects by one user; revokes that user's sessions. */
+  readonly accessProbing: BurstRule;
+  /** Refused messages claiming one sender; raises an alert at most once per window. */
+  readonly messageRefusals: BurstRule;
+  /** Users (or senders) each rule keeps counts for; the least recently seen are dropped. */
+  readonly maxTrackedSubjects: number;
 }
 
 /** Raised when the environment holds a value the application cannot start with. */
@@ -336,6 +354,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
       ipFreeFailures: read.integer('LOGIN_IP_FREE_FAILURES', 20, 1, 100_000),
       windowSeconds: read.integer('LOGIN_WINDOW_SECONDS', 900, 1, 86_400),
       lockoutSeconds: read.integer('LOGIN_LOCKOUT_SECONDS', 900, 1, 86_400),
+    },
+    detection: {
+      accessProbing: {
+        threshold: read.integer('DETECTION_PROBING_THRESHOLD', 10, 2, 1000),
+        windowSeconds: read.integer('DETECTION_PROBING_WINDOW_SECONDS', 60, 1, 86_400),
+      },
+      messageRefusals: {
+        threshold: read.integer('DETECTION_REFUSALS_THRESHOLD', 20, 2, 1000),
+        windowSeconds: read.integer('DETECTION_REFUSALS_WINDOW_SECONDS', 60, 1, 86_400),
+      },
+      maxTrackedSubjects: read.integer('DETECTION_MAX_TRACKED', 10_000, 100, 1_000_000),
     },
     messageTtlSeconds: read.integer('MESSAGE_TTL_SECONDS', 60, 5, 3600),
     bootstrapAdminEmail,
