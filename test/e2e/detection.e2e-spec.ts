@@ -146,6 +146,22 @@ describe.each(availableShapes())('abuse detection, %s shape', (shape) => {
       ]);
     });
 
+    it('cuts off a customer who guesses ids that do not exist', async () => {
+      const eve = await customer('eve');
+
+      for (let i = 0; i < PROBING.threshold; i += 1) {
+        const path = i % 2 ? `/orders/${randomUUID()}` : `/billing/invoices/${randomUUID()}`;
+        expect((await api.get(path, { token: eve.accessToken })).status).toBe(404);
+      }
+
+      await api.eventually(async () => {
+        const response = await api.get('/auth/me', { token: eve.accessToken });
+        return response.status === 401 ? true : undefined;
+      }, REFUSAL_DEADLINE_MS);
+      const alerts = await alertsOf('access.probing', (r) => r.resource?.id === eve.id);
+      expect(alerts).toHaveLength(1);
+    });
+
     it('is not cut off for fewer denials than the threshold', async () => {
       const grace = await customer('grace');
 

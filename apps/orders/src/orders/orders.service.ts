@@ -227,15 +227,15 @@ export class OrdersService {
       order: { lines: { lineNo: 'ASC' } },
     });
     if (order && mayAccess(actor, order.customerId)) return order;
-    if (order) {
-      this.events.record({
-        type: 'access.denied',
-        outcome: 'denied',
-        reason: 'not_owner',
-        resourceType: 'order',
-        resourceId: orderId,
-      });
-    }
+    // Asking for an id that does not exist is recorded too: probing for other customers'
+    // orders mostly meets ids that are not there, and the detection rules count both.
+    this.events.record({
+      type: 'access.denied',
+      outcome: 'denied',
+      reason: order ? 'not_owner' : 'not_found',
+      resourceType: 'order',
+      resourceId: orderId,
+    });
     throw new NotFoundException('order not found');
   }
 
