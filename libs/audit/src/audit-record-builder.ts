@@ -23,10 +23,10 @@ export function buildAuditRecord(
   const contextActor = context?.actor;
   const sameActor = event.actorId === undefined || event.actorId === contextActor?.id;
   const actor = {
-    userId: event.actorId ?? contextActor?.id,
+    userId: textOrUndefined(event.actorId ?? contextActor?.id, 128),
     roles: sameActor && contextActor ? [...contextActor.roles] : undefined,
     sessionId: sameActor ? contextActor?.sessionId : undefined,
-    clientIp: event.clientIp ?? context?.clientIp,
+    clientIp: textOrUndefined(event.clientIp ?? context?.clientIp, 64),
   };
   const hasActor = Object.values(actor).some((value) => value !== undefined);
   return {
@@ -49,8 +49,26 @@ export function buildAuditRecord(
   };
 }
 
-function bounded(text: string, length: number): string {
-  return text.length > length ? text.slice(0, length) : text;
+/**
+ * C0 controls and DEL (PostgreSQL refuses NUL in text and JSON, and none belongs in a record),
+ * and lone surrogates (PostgreSQL's JSON refuses them).
+ */
+const UNSTORABLE =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * Text as a record may hold it: at most `length` characters, well-formed UTF-16 (a lone
+ * surrogate is refused by PostgreSQL's JSON too), control characters replaced by U+FFFD.
+ * Whatever a caller puts in a path or a field, the record can still be stored.
+ */
+export function bounded(text: string, length: number): string {
+  const cut = text.length > length ? text.slice(0, length) : text;
+  return cut.replace(UNSTORABLE, '\ufffd');
+}
+
+function textOrUndefined(text: string | undefined, length: number): string | undefined {
+  return text === undefined ? undefined : bounded(text, length);
 }
 
 function boundedDetails(details: AuditRecord['details']): AuditRecord['details'] {

@@ -92,4 +92,34 @@ describe(buildAuditRecord.name, () => {
 
     expect(JSON.stringify(record)).not.toContain('r-123');
   });
+
+  it('keeps nothing a database could refuse: control characters and lone surrogates', () => {
+    const record = buildAuditRecord(
+      {
+        type: 'http.request',
+        outcome: 'denied',
+        resourceType: 'orders',
+        resourceId: '\u0000a\u001fb\ud800',
+        reason: 'bad\u0000',
+        details: { route: '/orders/\u0000/cancel', note: 'ok\udc00' },
+      },
+      'orders',
+      context,
+    );
+
+    expect(record.resource?.id).toBe('\ufffda\ufffdb\ufffd');
+    expect(record.reason).toBe('bad\ufffd');
+    expect(record.details).toEqual({ route: '/orders/\ufffd/cancel', note: 'ok\ufffd' });
+    expect(JSON.stringify(record)).not.toMatch(/\\u0000|\\ud800|\\udc00/);
+  });
+
+  it('keeps a well-formed pair of surrogates', () => {
+    const record = buildAuditRecord(
+      { type: 'http.request', outcome: 'allowed', reason: 'caf\u00e9 \ud83d\ude00' },
+      'orders',
+      context,
+    );
+
+    expect(record.reason).toBe('caf\u00e9 \ud83d\ude00');
+  });
 });

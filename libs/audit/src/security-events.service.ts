@@ -139,20 +139,70 @@ export class SecurityEvents implements OnApplicationShutdown {
     this.timer.unref();
   }
 
+  /**
+   * Writes each service's queue in batches. A batch the database refuses for its content is
+   * written again record by record, and a record refused on its own is dropped and logged, so
+   * that one record can never hold back the others; any other failure (the database is away)
+   * keeps the records for a later attempt, without stopping the other services' queues.
+   */
   private async writePending(): Promise<void> {
+    let retry = false;
     for (const [service, queue] of this.pending) {
       const sink = this.sinks.get(service);
       while (sink && queue.length > 0) {
         const batch = queue.slice(0, BATCH);
+        let settled = batch.length;
         try {
           await sink.write(batch);
         } catch (error) {
-          this.logger.warn({ msg: 'audit records not yet written', service, error: String(error) });
-          this.schedule(RETRY_MS);
-          return;
+          settled = isRefusedContent(error) ? await this.writeOneByOne(service, sink, batch) : 0;
+          if (settled < batch.length) {
+            this.logger.warn({
+              msg: 'audit records not yet written',
+              service,
+              error: String(error),
+            });
+          }
         }
-        queue.splice(0, batch.length);
+        queue.splice(0, settled);
+        if (settled < batch.length) {
+          retry = true;
+          break;
+        }
       }
     }
+    if (retry) this.schedule(RETRY_MS);
   }
+
+  /** How many of `batch`, from its start, are written or dropped for good. */
+  private async writeOneByOne(
+    service: ServiceName,
+    sink: AuditSink,
+    batch: readonly AuditRecord[],
+  ): Promise<number> {
+    for (const [index, record] of batch.entries()) {
+      try {
+        await sink.write([record]);
+      } catch (error) {
+        if (!isRefusedContent(error)) return index;
+        Metrics.securityEvents.inc({ type: 'audit.record_dropped', outcome: 'failed', reason: '' });
+        this.logger.error({
+          msg: 'audit record refused by the database and dropped',
+          service,
+          id: record.id,
+          type: record.type,
+          error: String(error),
+        });
+      }
+    }
+    return batch.length;
+  }
+}
+
+/** PostgreSQL's "data exception" class (22xxx): the content, not the connection, was refused. */
+function isRefusedContent(error: unknown): boolean {
+  const code =
+    (error as { code?: unknown; driverError?: { code?: unknown } } | undefined)?.driverError
+      ?.code ?? (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('22');
 }
