@@ -1,16 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import {
-  IsIn,
-  IsInt,
-  IsISO8601,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-} from 'class-validator';
+import { IsIn, IsInt, IsISO8601, IsOptional, IsUUID, Matches, Max, Min } from 'class-validator';
 
 const OUTCOMES = ['allowed', 'denied', 'failed'] as const;
 
@@ -23,10 +13,9 @@ export class AuditEventsQuery {
   @Matches(/^[a-z0-9_.-]{1,64}$/, { message: 'type must be a record type' })
   type?: string;
 
-  @ApiPropertyOptional({ description: 'User id of the acting user' })
+  @ApiPropertyOptional({ format: 'uuid', description: 'User id of the acting user' })
   @IsOptional()
-  @IsString()
-  @MaxLength(128)
+  @IsUUID('all', { message: 'actor must be a UUID' })
   actor?: string;
 
   @ApiPropertyOptional({ example: 'orders' })
@@ -34,10 +23,9 @@ export class AuditEventsQuery {
   @Matches(/^[a-z0-9_.-]{1,64}$/, { message: 'resourceType must be a resource type' })
   resourceType?: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ description: 'Printable ASCII, as recorded ids are' })
   @IsOptional()
-  @IsString()
-  @MaxLength(128)
+  @Matches(/^[\x20-\x7e]{1,128}$/, { message: 'resourceId must be printable text' })
   resourceId?: string;
 
   @ApiPropertyOptional({ enum: OUTCOMES })

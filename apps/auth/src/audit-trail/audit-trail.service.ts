@@ -11,6 +11,7 @@ export const AUDIT_DATA_SOURCE = Symbol('AUDIT_DATA_SOURCE');
 /** Reads the trail for auditors: filtered, newest first, and its verification. */
 @Injectable()
 export class AuditTrailService {
+  private verifying?: Promise<ChainVerification>;
   constructor(
     @Inject(AUDIT_DATA_SOURCE) private readonly db: DataSource,
     @Inject(AuditChain) private readonly chain: AuditChain,
@@ -47,8 +48,15 @@ export class AuditTrailService {
     };
   }
 
+  /**
+   * Checks the whole chain. Callers asking while a check runs share its result, so however
+   * many ask at once, one walk of the chain runs at a time.
+   */
   verify(): Promise<ChainVerification> {
-    return this.chain.verify();
+    this.verifying ??= this.chain.verify().finally(() => {
+      this.verifying = undefined;
+    });
+    return this.verifying;
   }
 }
 
