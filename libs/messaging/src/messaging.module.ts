@@ -72,12 +72,13 @@ export class MessagingModule {
         },
         {
           provide: TRANSPORT_SERVER,
-          inject: [EnvelopeCodec, APP_CONFIG, HOSTED_SERVICES, SecurityEvents],
+          inject: [EnvelopeCodec, APP_CONFIG, HOSTED_SERVICES, SecurityEvents, HealthRegistry],
           useFactory: (
             codec: EnvelopeCodec,
             config: AppConfig,
             services: ServiceName[],
             events: SecurityEvents,
+            health: HealthRegistry,
           ) => {
             const envelopes = new ConsumerEnvelopeSerializer(codec, services);
             const hostName = services.length === 1 ? services[0] : 'platform';
@@ -89,9 +90,15 @@ export class MessagingModule {
               deserializer: envelopes,
             };
             const durable = { codec, events, group: group.replace(/\./g, '_') };
-            return config.natsUrl
+            const server = config.natsUrl
               ? new SignedNatsServer(options, durable)
               : new InProcessServer(options, durable);
+            health.register(`events:${hostName}`, () =>
+              server.consumersStarted()
+                ? Promise.resolve()
+                : Promise.reject(new Error('event consumers not started')),
+            );
+            return server;
           },
         },
       ],

@@ -45,6 +45,8 @@ export function eventStreamOver(connection: unknown): EventStream {
 export class SignedNatsServer extends ServerNats {
   override readonly propagatesEventHandlerErrors = true;
   private readonly durableLogger = new Logger('EventConsumer');
+  private readonly unstarted = new Set<string>();
+  private closing = false;
   private stream?: EventStream;
 
   constructor(
@@ -77,22 +79,57 @@ export class SignedNatsServer extends ServerNats {
           : this.durable.group;
       // The audit collector appends what arrives together as one batch.
       const concurrency = isAuditEventType(pattern) ? AUDIT_CONCURRENCY : 1;
-      stream
-        .consume(
-          pattern,
-          group,
-          (delivery) => this.deliver(stream, pattern, delivery),
-          mode,
-          concurrency,
-        )
-        .catch((error: unknown) => {
+      this.startConsumer(stream, pattern, group, mode, concurrency, 0);
+    }
+  }
+
+  /** Whether every event consumer runs; readiness fails while one is still being started. */
+  consumersStarted(): boolean {
+    return this.unstarted.size === 0;
+  }
+
+  /**
+   * Starts one durable consumer, trying again with a growing pause while JetStream refuses
+   * (NATS still starting, JetStream not yet enabled): an app must not stay up without them.
+   */
+  private startConsumer(
+    stream: EventStream,
+    pattern: string,
+    group: string,
+    mode: 'shared' | 'broadcast',
+    concurrency: number,
+    attempt: number,
+  ): void {
+    this.unstarted.add(pattern);
+    stream
+      .consume(
+        pattern,
+        group,
+        (delivery) => this.deliver(stream, pattern, delivery),
+        mode,
+        concurrency,
+      )
+      .then(
+        () => {
+          this.unstarted.delete(pattern);
+          if (attempt > 0) this.durableLogger.log({ msg: 'event consumer started', pattern });
+        },
+        (error: unknown) => {
+          if (this.closing) return;
+          const retryInMs = Math.min(1_000 * 2 ** attempt, 15_000);
           this.durableLogger.error({
             msg: 'event consumer not started',
             pattern,
+            retryInMs,
             error: String(error),
           });
-        });
-    }
+          setTimeout(() => {
+            if (!this.closing) {
+              this.startConsumer(stream, pattern, group, mode, concurrency, attempt + 1);
+            }
+          }, retryInMs).unref();
+        },
+      );
   }
 
   override handleMessage(channel: string, message: NatsMessage): Promise<void> {
@@ -107,6 +144,7 @@ export class SignedNatsServer extends ServerNats {
   }
 
   override async close(): Promise<void> {
+    this.closing = true;
     await this.stream?.close();
     await super.close();
   }
