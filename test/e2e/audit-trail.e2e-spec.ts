@@ -170,13 +170,45 @@ describe.each(availableShapes())('the central audit trail, %s shape', (shape) =>
 
   it('refuses unknown, malformed and oversized queries with 400', async () => {
     const responses = await Promise.all(
-      ['foo=1', 'limit=1000', 'limit=0', 'outcome=maybe', 'from=yesterday', 'before=-1'].map(
-        (query) => api.get(`/audit/events?${query}`, { token: auditorToken }),
-      ),
+      [
+        'foo=1',
+        'limit=1000',
+        'limit=0',
+        'outcome=maybe',
+        'from=yesterday',
+        'before=-1',
+        'actor=xyz',
+        'actor=%00',
+        'resourceId=%00',
+        'resourceId=a%00b',
+      ].map((query) => api.get(`/audit/events?${query}`, { token: auditorToken })),
     );
 
-    expect(responses.map((response) => response.status)).toEqual([400, 400, 400, 400, 400, 400]);
+    expect(responses.map((response) => response.status)).toEqual(Array(10).fill(400));
     expect(responses[0].body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+  });
+
+  it('records a request whose path holds control characters, and keeps recording after it', async () => {
+    const correlationId = `audit-nul-${randomUUID()}`;
+    const headers = { 'x-correlation-id': correlationId };
+    for (const path of ['/orders/%00/cancel', '/billing/invoices/%00%01/pay']) {
+      const refused = await api.post(path, {
+        token: ada.token,
+        headers: { ...headers, 'idempotency-key': randomUUID() },
+        body: { paymentMethod: { token: 'tok_visa' } },
+      });
+      expect(refused.status).toBe(400);
+    }
+    await orderFlow(correlationId);
+
+    const found = await recordsOf(
+      correlationId,
+      (records) =>
+        records.some((r) => r.type === 'order.paid') &&
+        records.filter((r) => r.type === 'http.request' && r.outcome === 'failed').length >= 2,
+    );
+
+    expect(JSON.stringify(found)).not.toContain('\\u0000');
   });
 
   it('stores no password or token, even of a failed login', async () => {

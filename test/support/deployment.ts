@@ -12,6 +12,8 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Client } from 'pg';
 
 import {
@@ -211,6 +213,7 @@ export class Deployment {
         natsServer = nats;
       } else {
         env.NATS_URL = requireEnv('TEST_NATS_URL');
+        await forgetEarlierEvents(env.NATS_URL);
       }
       env.NATS_QUEUE = `e2e-${randomBytes(6).toString('hex')}`;
     }
@@ -345,4 +348,22 @@ export async function createDatabase(
       await client.end();
     },
   };
+}
+
+/**
+ * The shared NATS of the postgres-nats shape outlives each deployment, and a new deployment's
+ * durable consumers start from the first event of the stream: they would replay every earlier
+ * deployment's events (and audit records) into this one. A NATS server belongs to one
+ * deployment, so each deployment of that shape starts with the event streams removed.
+ */
+async function forgetEarlierEvents(url: string): Promise<void> {
+  const connection = await connect({ servers: url });
+  try {
+    const manager = await jetstreamManager(connection);
+    for (const stream of ['PORTCULLIS_EVENTS', 'PORTCULLIS_DLQ']) {
+      await manager.streams.delete(stream).catch(() => false);
+    }
+  } finally {
+    await connection.close();
+  }
 }
