@@ -53,11 +53,12 @@ describe.each(availableShapes())('the central audit trail, %s shape', (shape) =>
   function recordsOf(
     correlationId: string,
     ready: (found: AuditEvent[]) => boolean,
+    timeoutMs = 30_000,
   ): Promise<AuditEvent[]> {
     return api.eventually(async () => {
       const found = await events(`correlationId=${correlationId}&limit=200`);
       return ready(found) ? found : undefined;
-    }, 30_000);
+    }, timeoutMs);
   }
 
   /** Logs in, places an order and pays it, all under one correlation id. */
@@ -256,15 +257,18 @@ describe.each(availableShapes())('the central audit trail, %s shape', (shape) =>
         await nats.start();
       }
 
+      // Delivery resumes once the relays and consumers have reconnected, which takes longer on
+      // a loaded machine; what matters is that every record arrives, once.
       const found = await recordsOf(
         correlationId,
         (records) =>
           records.some((r) => r.service === 'auth') &&
           records.some((r) => r.type === 'order.created'),
+        90_000,
       );
 
       expect(new Set(found.map((r) => r.id)).size).toBe(found.length);
       expect((await api.get('/audit/verify', { token: auditorToken })).body.ok).toBe(true);
-    }, 90_000);
+    }, 150_000);
   }
 });
