@@ -17,7 +17,9 @@ describe('failures and hostile messages, split shape', () => {
   let ada: { id: string; token: string };
 
   beforeAll(async () => {
-    deployment = await Deployment.start(shape);
+    // This suite pays invoice ids that do not exist on purpose, many within a minute; the
+    // probing rule (tested in the detection suite) would rightly cut the customer off.
+    deployment = await Deployment.start(shape, { DETECTION_PROBING_THRESHOLD: '1000' });
     api = new Api(deployment);
     ada = await api.customer('ada');
     bus = await ServiceImpersonator.connect(deployment);
