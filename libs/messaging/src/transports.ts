@@ -20,6 +20,12 @@ type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
 
 /** Audit records a collector may have in hand at once, per type. */
 const AUDIT_CONCURRENCY = 256;
+/**
+ * Shared events handled at once, per type. Each is applied through the inbox in a transaction
+ * of its own, so their order does not matter and a redelivery changes nothing. Broadcast events
+ * (revocations, key rotations) are applied one after another.
+ */
+const SHARED_EVENT_CONCURRENCY = 16;
 
 /** What the server needs to take durable events from the stream. */
 export interface DurableEvents {
@@ -78,7 +84,11 @@ export class SignedNatsServer extends ServerNats {
           ? `${this.durable.group}-${randomUUID().slice(0, 8)}`
           : this.durable.group;
       // The audit collector appends what arrives together as one batch.
-      const concurrency = isAuditEventType(pattern) ? AUDIT_CONCURRENCY : 1;
+      const concurrency = isAuditEventType(pattern)
+        ? AUDIT_CONCURRENCY
+        : mode === 'shared'
+          ? SHARED_EVENT_CONCURRENCY
+          : 1;
       this.startConsumer(stream, pattern, group, mode, concurrency, 0);
     }
   }
