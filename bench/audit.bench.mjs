@@ -153,7 +153,10 @@ async function requestCost(config) {
     core.buildDataSourceOptions(config, {
       service: 'orders',
       entities: [messaging.OutboxRecord, messaging.InboxRecord],
-      migrations: [messaging.messagingTablesMigration('orders')],
+      migrations: [
+        messaging.messagingTablesMigration('orders'),
+        messaging.outboxTraceContextMigration('orders'),
+      ],
     }),
   );
   const events = new audit.SecurityEvents();
