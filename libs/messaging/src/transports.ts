@@ -18,8 +18,11 @@ import { childTraceparent } from './trace-context';
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];
 type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
 
-/** Audit records a collector may have in hand at once, per type. */
-const AUDIT_CONCURRENCY = 256;
+/**
+ * Audit messages a collector may have in hand at once, per type. Each carries up to 500
+ * records; those in hand together are appended in one transaction.
+ */
+const AUDIT_CONCURRENCY = 32;
 /**
  * Shared events handled at once, per type. Each is applied through the inbox in a transaction
  * of its own, so their order does not matter and a redelivery changes nothing. Broadcast events

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 
-import { type EventType, type PayloadOf, maySend } from '@portcullis/contracts';
+import {
+  type AuditEventType,
+  type AuditRecordPayload,
+  type EventType,
+  type PayloadOf,
+  maySend,
+} from '@portcullis/contracts';
 import { type Actor, RequestContext, type ServiceName } from '@portcullis/core';
 
 import { sendableTraceparent } from '../trace-context';
@@ -10,10 +16,18 @@ import { OutboxRecord } from './outbox-record.entity';
 /** Marks a transaction that wrote to the outbox, so its commit wakes the relay. */
 export const OUTBOX_WRITTEN = 'portcullis.outboxWritten';
 
+/**
+ * What one outbox row holds: the event's payload, or for the audit types one record (the
+ * relay sends the records it finds together as one message).
+ */
+export type RowPayloadOf<T extends EventType> = T extends AuditEventType
+  ? AuditRecordPayload
+  : PayloadOf<T>;
+
 /** One event of a batch written with {@link Outbox.enqueueAll}, with its own id and context. */
 export interface OutboxItem<T extends EventType> {
   readonly id: string;
-  readonly payload: PayloadOf<T>;
+  readonly payload: RowPayloadOf<T>;
   readonly correlationId: string;
   readonly actor?: Actor;
 }
