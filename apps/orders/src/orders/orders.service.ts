@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, type EntityManager, In } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
@@ -18,7 +18,7 @@ import type { Actor } from '@portcullis/core';
 import { MessageClient, MessageRequestError, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
-import { Product } from '../catalogue/product.entity';
+import { Catalogue } from '../catalogue/catalogue';
 import { OrderLine } from './order-line.entity';
 import { Order } from './order.entity';
 import type { CreateOrderDto, OrderView } from './order.dto';
@@ -35,16 +35,16 @@ export class OrdersService {
     @Inject(MessageClient) private readonly messages: MessageClient,
     @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
+    @Inject(Catalogue) private readonly catalogue: Catalogue,
   ) {}
 
-  /** Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first. */
+  /**
+   * Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first:
+   * the unique key refuses the second insert, and the order that holds the key is returned
+   * (a first use, the usual case, costs no look-up).
+   */
   async place(actor: Actor, input: CreateOrderDto, idempotencyKey?: string): Promise<OrderView> {
     const requestHash = hashRequest(input);
-    if (idempotencyKey) {
-      const earlier = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
-      if (earlier) return earlier;
-    }
-
     const order = await this.price(actor, input);
     order.idempotencyKey = idempotencyKey ?? null;
     order.requestHash = idempotencyKey ? requestHash : null;
@@ -157,7 +157,8 @@ export class OrdersService {
       ]);
     }
 
-    const products = await this.db.getRepository(Product).findBy({ sku: In(skus), active: true });
+    const wanted = new Set(skus);
+    const products = (await this.catalogue.active()).filter((product) => wanted.has(product.sku));
     const bySku = new Map(products.map((product) => [product.sku, product]));
     const unknown = input.items.flatMap((item, index) =>
       bySku.has(item.sku) ? [] : [`items.${index}.sku is not in the catalogue`],

@@ -1,4 +1,5 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
@@ -144,6 +145,63 @@ describe('the outbox and the inbox on a real database', () => {
     ).rejects.toThrow('the change failed');
 
     expect(await db.getRepository(OutboxRecord).count()).toBe(1);
+  });
+
+  const paidEvent = () => ({
+    invoiceId: randomUUID(),
+    orderId: randomUUID(),
+    customerId: randomUUID(),
+    paidAt: new Date().toISOString(),
+  });
+
+  const stored = async (invoiceIds: string[]): Promise<string[]> => {
+    const rows = await db.getRepository(OutboxRecord).find();
+    return rows
+      .map((row) => (row.payload as { invoiceId: string }).invoiceId)
+      .filter((id) => invoiceIds.includes(id))
+      .sort();
+  };
+
+  it('writes all the events of a transaction with one insert, just before it commits', async () => {
+    const outbox = new Outbox('billing');
+    const events = [paidEvent(), paidEvent(), paidEvent()];
+    const runner = db.createQueryRunner();
+    const query = jest.spyOn(runner, 'query');
+    try {
+      await runner.startTransaction();
+      for (const event of events)
+        await outbox.enqueue(runner.manager, 'billing.invoice.paid', event);
+      const insertsBeforeCommit = query.mock.calls.filter(([sql]) => /INSERT/i.test(sql)).length;
+      await runner.commitTransaction();
+
+      expect(insertsBeforeCommit).toBe(0);
+      expect(query.mock.calls.filter(([sql]) => /INSERT/i.test(sql))).toHaveLength(1);
+    } finally {
+      await runner.release();
+    }
+    expect(await stored(events.map((e) => e.invoiceId))).toEqual(
+      events.map((e) => e.invoiceId).sort(),
+    );
+  });
+
+  it('drops the events of a savepoint rolled back, and keeps those around it', async () => {
+    const outbox = new Outbox('billing');
+    const [before, inside, after] = [paidEvent(), paidEvent(), paidEvent()];
+    const runner = db.createQueryRunner();
+    try {
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', before);
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', inside);
+      await runner.rollbackTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', after);
+      await runner.commitTransaction();
+    } finally {
+      await runner.release();
+    }
+
+    const ids = [before, inside, after].map((e) => e.invoiceId);
+    expect(await stored(ids)).toEqual([before.invoiceId, after.invoiceId].sort());
   });
 
   it('refuses to record an event this service may not publish', async () => {
