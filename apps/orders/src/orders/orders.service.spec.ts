@@ -23,7 +23,11 @@ function catalogue(products: Array<{ sku: string; unitPriceCents: number }>) {
 describe(OrdersService.name, () => {
   describe('placing an order over the total limit', () => {
     it('refuses it with 422 and writes nothing', async () => {
-      const { db, catalogue: products, transaction } = catalogue([
+      const {
+        db,
+        catalogue: products,
+        transaction,
+      } = catalogue([
         { sku: 'VAULT-1', unitPriceCents: 2_000_000_000 },
         { sku: 'VAULT-2', unitPriceCents: 2_000_000_000 },
       ]);
