@@ -18,6 +18,7 @@ import {
   type RequestContextState,
   acceptCorrelationId,
 } from '../context/request-context';
+import { answerClientError } from '../http/client-error';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
@@ -78,6 +79,9 @@ export async function createHost(
     // listed proxy: then it is the last address that proxy's X-Forwarded-For names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     logger: false,
+    // Requests the HTTP parser refuses (an unknown method, oversized headers) get the one
+    // error body too, not Fastify's own.
+    clientErrorHandler: answerClientError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
     bufferLogs: true,
