@@ -52,12 +52,10 @@ export async function createHost(
   definition: HostDefinition,
   config: AppConfig = loadConfig(),
 ): Promise<NestFastifyApplication> {
-  if (config.createMissingSecrets && definition.services.length === SERVICE_NAMES.length) {
-    const created = ensureDevelopmentSecrets(config.secretsDir, SERVICE_NAMES);
-    if (created.length > 0) {
-      new Logger('Secrets').warn({ msg: 'created development secrets', names: created });
-    }
-  }
+  const createdSecrets =
+    config.createMissingSecrets && definition.services.length === SERVICE_NAMES.length
+      ? ensureDevelopmentSecrets(config.secretsDir, SERVICE_NAMES)
+      : [];
 
   @Module({
     imports: [
@@ -88,6 +86,10 @@ export async function createHost(
     abortOnError: false,
   });
   app.useLogger(app.get(PinoNestLogger));
+  if (createdSecrets.length > 0) {
+    // Told through the application's logger, so that it is a JSON line like every other.
+    new Logger('Secrets').warn({ msg: 'created development secrets', names: createdSecrets });
+  }
 
   const fastify = app.getHttpAdapter().getInstance();
   installRequestContext(fastify);
