@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import {
+  RequestContext,
   buildDataSourceOptions,
   closeEmbeddedDatabases,
   loadConfig,
@@ -125,6 +126,57 @@ describe('the outbox and the inbox on a real database', () => {
       'boom',
     );
     expect(await inbox.once(message(id), () => Promise.resolve())).toBe(true);
+  });
+
+  it('applies messages that arrive together in one transaction, each in its own context', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const seen: Array<{ id: string; correlationId?: string; transaction: unknown }> = [];
+
+    const applied = await Promise.all(
+      [...ids, ids[0]].map((id, n) =>
+        RequestContext.run({ correlationId: `corr-${n}` }, () =>
+          inbox.once(message(id), (tx) => {
+            seen.push({ id, correlationId: RequestContext.correlationId(), transaction: tx });
+            return Promise.resolve();
+          }),
+        ),
+      ),
+    );
+
+    expect(applied).toEqual([true, true, true, false]);
+    expect(seen.map(({ id, correlationId }) => ({ id, correlationId }))).toEqual(
+      ids.map((id, n) => ({ id, correlationId: `corr-${n}` })),
+    );
+    expect(new Set(seen.map(({ transaction }) => transaction)).size).toBe(1);
+    expect(events.recorded.slice(-1)).toEqual(['replayed']);
+  });
+
+  it('applies the others of a batch when one effect fails, and fails only that one', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const [good, bad, other] = [randomUUID(), randomUUID(), randomUUID()];
+    const applied: string[] = [];
+    const apply = (id: string) => () => {
+      if (id === bad) return Promise.reject(new Error('this one fails'));
+      applied.push(id);
+      return Promise.resolve();
+    };
+
+    const outcomes = await Promise.allSettled(
+      [good, bad, other].map((id) => inbox.once(message(id), apply(id))),
+    );
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    expect(
+      await db
+        .getRepository(InboxRecord)
+        .findBy([{ messageId: good }, { messageId: bad }, { messageId: other }]),
+    ).toHaveLength(2);
+    expect(await inbox.once(message(bad), () => Promise.resolve())).toBe(true);
   });
 
   it('keeps an event only if its transaction commits', async () => {
