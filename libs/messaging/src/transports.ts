@@ -28,7 +28,7 @@ const AUDIT_CONCURRENCY = 32;
  * of its own, so their order does not matter and a redelivery changes nothing. Broadcast events
  * (revocations, key rotations) are applied one after another.
  */
-const SHARED_EVENT_CONCURRENCY = 16;
+const SHARED_EVENT_CONCURRENCY = 64;
 
 /** What the server needs to take durable events from the stream. */
 export interface DurableEvents {

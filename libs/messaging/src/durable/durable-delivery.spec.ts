@@ -15,7 +15,7 @@ import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { VerifiedMessage } from '../envelope';
 import { MAX_DELIVERIES } from './event-stream';
 import { InboxRecord } from './inbox-record.entity';
-import { Inbox } from './inbox';
+import { Inbox, type InboxBatchEffect } from './inbox';
 import { InProcessEventStream } from './in-process-event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
@@ -150,6 +150,40 @@ describe('the outbox and the inbox on a real database', () => {
     );
     expect(new Set(seen.map(({ transaction }) => transaction)).size).toBe(1);
     expect(events.recorded.slice(-1)).toEqual(['replayed']);
+  });
+
+  it('gives a batch effect the items of all new messages at once, each with its context', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const earlier = randomUUID();
+    await inbox.once(message(earlier), () => Promise.resolve());
+    const calls: Array<Array<{ item: number; correlationId?: string }>> = [];
+    const effect: InboxBatchEffect<number> = {
+      run: (_tx, items) => {
+        calls.push(
+          items.map(({ item, within }) => ({
+            item,
+            correlationId: within(() => RequestContext.correlationId()),
+          })),
+        );
+        return Promise.resolve();
+      },
+    };
+
+    const applied = await Promise.all(
+      [randomUUID(), earlier, randomUUID()].map((id, n) =>
+        RequestContext.run({ correlationId: `corr-${n}` }, () =>
+          inbox.onceWith(message(id), effect, n),
+        ),
+      ),
+    );
+
+    expect(applied).toEqual([true, false, true]);
+    expect(calls).toEqual([
+      [
+        { item: 0, correlationId: 'corr-0' },
+        { item: 2, correlationId: 'corr-2' },
+      ],
+    ]);
   });
 
   it('applies the others of a batch when one effect fails, and fails only that one', async () => {

@@ -7,13 +7,31 @@ import { RequestContext, type RequestContextState, type ServiceName } from '@por
 import type { VerifiedMessage } from '../envelope';
 
 /** Messages applied together in one transaction, at most. */
-const MAX_BATCH = 32;
+const MAX_BATCH = 16;
 /** Transactions of batches running at once. */
-const MAX_BATCHES_IN_FLIGHT = 2;
+const MAX_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * The effect of several messages of one kind applied at once, e.g. one multi-row insert for
+ * all of them. `run` is called with the items of the messages not applied before; each item's
+ * `within` runs work in the context of its own message (for the audit records it makes).
+ */
+export interface InboxBatchEffect<T> {
+  run(tx: EntityManager, items: ReadonlyArray<InboxBatchItem<T>>): Promise<void>;
+}
+
+export interface InboxBatchItem<T> {
+  readonly item: T;
+  readonly within: <R>(work: () => R) => R;
+}
+
+type Effect =
+  | { readonly single: (tx: EntityManager) => Promise<void> }
+  | { readonly batch: InboxBatchEffect<unknown>; readonly item: unknown };
 
 interface Waiting {
   readonly message: VerifiedMessage;
-  readonly effect: (tx: EntityManager) => Promise<void>;
+  readonly effect: Effect;
   /** The message's own context: its correlation id, actor and trace. */
   readonly context: RequestContextState | undefined;
   readonly resolve: (applied: boolean) => void;
@@ -45,6 +63,19 @@ export class Inbox {
 
   /** Runs `effect` in a transaction unless the message was applied before; true if it ran. */
   once(message: VerifiedMessage, effect: (tx: EntityManager) => Promise<void>): Promise<boolean> {
+    return this.enqueue(message, { single: effect });
+  }
+
+  /**
+   * Like {@link once}, for an effect that takes the messages of a batch together: `effect.run`
+   * gets the `item` of every message of the batch that uses the same `effect` and was not
+   * applied before.
+   */
+  onceWith<T>(message: VerifiedMessage, effect: InboxBatchEffect<T>, item: T): Promise<boolean> {
+    return this.enqueue(message, { batch: effect, item });
+  }
+
+  private enqueue(message: VerifiedMessage, effect: Effect): Promise<boolean> {
     const context = RequestContext.current();
     if (context) context.service = this.service;
     return new Promise((resolve, reject) => {
@@ -110,23 +141,32 @@ export class Inbox {
         ],
       );
       const fresh = new Set(inserted.map((row) => row.message_id));
-      const applied = new Set<Waiting>();
-      for (const waiting of candidates) {
-        if (!fresh.has(waiting.message.id)) continue;
+      const applied = candidates.filter((waiting) => fresh.has(waiting.message.id));
+      const batches = new Map<InboxBatchEffect<unknown>, Array<InboxBatchItem<unknown>>>();
+      for (const waiting of applied) {
+        const { effect } = waiting;
+        if ('single' in effect) {
+          await within(waiting, () => effect.single(tx));
+          continue;
+        }
+        const items = batches.get(effect.batch) ?? [];
+        items.push({ item: effect.item, within: (work) => within(waiting, work) });
+        batches.set(effect.batch, items);
+      }
+      for (const [effect, items] of batches) await effect.run(tx, items);
+      for (const waiting of applied) {
         const { message } = waiting;
-        await within(waiting, async () => {
-          await waiting.effect(tx);
-          if (isAuditEventType(message.type)) return;
-          await this.events.recordIn(tx, {
+        if (isAuditEventType(message.type)) continue;
+        await within(waiting, () =>
+          this.events.recordIn(tx, {
             type: 'message.handled',
             outcome: 'allowed',
             service: this.service,
             details: { messageType: message.type, sender: message.sender, messageId: message.id },
-          });
-        });
-        applied.add(waiting);
+          }),
+        );
       }
-      return applied;
+      return new Set(applied);
     });
   }
 
