@@ -24,9 +24,9 @@ type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
  */
 const AUDIT_CONCURRENCY = 32;
 /**
- * Shared events handled at once, per type. Each is applied through the inbox in a transaction
- * of its own, so their order does not matter and a redelivery changes nothing. Broadcast events
- * (revocations, key rotations) are applied one after another.
+ * Shared events handled at once, per type. They are applied through the inbox, which groups
+ * those in hand into a few transactions; their order does not matter and a redelivery changes
+ * nothing. Broadcast events (revocations, key rotations) are applied one after another.
  */
 const SHARED_EVENT_CONCURRENCY = 64;
 
