@@ -102,7 +102,7 @@ export const AUDIT_BATCH_LIMITS = { records: 500, bytes: 256 * 1024 } as const;
 
 /**
  * `<service>.audit.recorded`: audit records leaving the service that made them, in the order
- * it wrote them, as one signed message. Each service publishes its own type, so the sender
+ * of the transactions that wrote them, as one signed message. Each service publishes its own type, so the sender
  * allow-list holds; the collector also checks that every record names the verified sender.
  */
 export class AuditRecordedEvent {

@@ -42,7 +42,7 @@ interface Outgoing {
  * and the consumers' inboxes drop the repeat.
  *
  * Audit records are the exception: the records claimed together leave as one
- * `<service>.audit.recorded` message carrying them in order (bounded by
+ * `<service>.audit.recorded` message carrying them in the order of their transactions (bounded by
  * {@link AUDIT_BATCH_LIMITS}), its id derived from their ids; the collector appends each
  * record once, by its own id.
  */
