@@ -508,6 +508,31 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
         expect((await fetch(deployment.urlFor('/health/live'))).status).toBe(200);
       }
     });
+
+    it('answers paths the router refuses in the one error body, without echoing them', async () => {
+      for (const prefix of ['/orders', '/billing/invoices', '/auth/users']) {
+        const url = new URL(deployment.urlFor(prefix));
+        for (const [path, status] of [
+          [`${prefix}/%ZZ`, 400],
+          [`${prefix}/%E0%A4%A`, 400],
+          [`${prefix}/${'a'.repeat(5_000)}`, 414],
+        ] as const) {
+          const answer = await rawExchange(
+            url,
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+          );
+
+          expect(answer.status).toBe(status);
+          expect(answer.body).toEqual({
+            statusCode: status,
+            error: expect.any(String),
+            message: expect.any(String),
+            correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          });
+          expect(JSON.stringify(answer.body)).not.toMatch(/FST_|%ZZ|%A4|aaaa/);
+        }
+      }
+    });
   });
 
   describe('API9 improper inventory management', () => {

@@ -19,6 +19,7 @@ import {
   acceptCorrelationId,
 } from '../context/request-context';
 import { answerClientError } from '../http/client-error';
+import { answerRouterError } from '../http/router-error';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
@@ -80,6 +81,9 @@ export async function createHost(
     // Requests the HTTP parser refuses (an unknown method, oversized headers) get the one
     // error body too, not Fastify's own.
     clientErrorHandler: answerClientError,
+    // So do paths the router refuses before any hook runs (bad percent-encoding, an
+    // over-long path parameter).
+    frameworkErrors: answerRouterError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
     bufferLogs: true,
