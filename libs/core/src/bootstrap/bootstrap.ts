@@ -32,6 +32,16 @@ import { CoreModule } from './core.module';
 /** Largest request body accepted, in bytes; larger bodies get 413. */
 export const BODY_LIMIT_BYTES = 100 * 1024;
 
+/**
+ * Time a client has to send a whole request, headers and body, in milliseconds; then 408 and
+ * the connection closes. Fastify's default (0) turns off Node's limit, so a client sending a
+ * body a byte at a time would hold its connection for ever. Node 20 closes such a request at
+ * its headers timeout, and looks for late requests every `connectionsCheckingInterval`, so
+ * all three are set.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+const LATE_REQUEST_CHECK_MS = 5_000;
+
 const UNSUPPORTED_MEDIA_TYPE = { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' };
 
 export interface HostDefinition {
@@ -78,6 +88,12 @@ export async function createHost(
     // listed proxy: then it is the last address that proxy's X-Forwarded-For names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     logger: false,
+    // A request must arrive whole, headers and body, within REQUEST_TIMEOUT_MS.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: {
+      headersTimeout: REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: LATE_REQUEST_CHECK_MS,
+    },
     // Requests the HTTP parser refuses (an unknown method, oversized headers) get the one
     // error body too, not Fastify's own.
     clientErrorHandler: answerClientError,
