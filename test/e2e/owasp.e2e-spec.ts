@@ -465,6 +465,19 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
       expect(response.headers.get('x-powered-by')).toBeNull();
     });
 
+    it('lets no cache keep tokens or personal data', async () => {
+      const email = `cache-${Date.now()}@example.com`;
+      const password = 'a long enough passphrase 7';
+      await api.post('/auth/register', { body: { email, password } });
+      const login = await api.post('/auth/login', { body: { email, password } });
+      const me = await api.get('/auth/me', { token: login.body.accessToken });
+      const refused = await api.get('/orders/not-a-uuid', { token: login.body.accessToken });
+
+      for (const response of [login, me, refused]) {
+        expect(response.headers.get('cache-control')).toBe('no-store');
+      }
+    });
+
     it('answers no cross-origin request when no origin is configured', async () => {
       const response = await fetch(deployment.urlFor('/orders'), {
         method: 'OPTIONS',

@@ -185,7 +185,8 @@ export async function runHost(definition: HostDefinition): Promise<NestFastifyAp
 /**
  * Runs every request inside its own context: the correlation id, and the trace context (the
  * caller's valid `traceparent` continued with a span of ours, or a new trace), both echoed in
- * response headers. Each finished request is timed into the request duration histogram.
+ * response headers, with `Cache-Control: no-store`. Each finished request is timed into the
+ * request duration histogram.
  */
 function installRequestContext(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -199,6 +200,9 @@ function installRequestContext(fastify: FastifyInstance): void {
     tagRequest(request.raw, { state, route: request.routeOptions.url ?? UNMATCHED_ROUTE });
     void reply.header('x-correlation-id', request.id);
     void reply.header('traceparent', state.traceparent);
+    // Answers carry tokens and personal data: no browser or proxy may keep them (RFC 6749
+    // 5.1 asks this of token responses). A route that may be cached says so itself.
+    void reply.header('cache-control', 'no-store');
     RequestContext.run(state, done);
   });
   fastify.addHook('onResponse', (request, reply, done) => {
