@@ -130,6 +130,9 @@ export class InvoicesService {
   /**
    * Pays an invoice once. The invoice row is locked for the whole attempt, so concurrent
    * attempts queue; a retry with the same key gets the stored answer and charges nothing.
+   * The customer's `Idempotency-Key` is locked first: one key sent at once for two invoices
+   * would otherwise lock two rows, charge twice, and fail the second insert on the key's
+   * unique constraint after its charge.
    */
   async pay(
     actor: Actor,
@@ -142,6 +145,9 @@ export class InvoicesService {
       .digest('hex');
 
     const { status, body } = await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `portcullis:payment-key:${actor.id}:${idempotencyKey}`,
+      ]);
       const invoice = await tx.findOne(Invoice, {
         where: { id: invoiceId },
         lock: { mode: 'pessimistic_write' },

@@ -60,6 +60,24 @@ describe(parseJsonBody.name, () => {
     });
   });
 
+  describe('with an unpaired surrogate', () => {
+    it.each([
+      ['a high surrogate in a value', '{"email":"a\\ud800@example.com"}'],
+      ['a low surrogate in a value', '{"email":"a@exa\\udc00mple.com"}'],
+      ['a surrogate at the end of a nested value', '{"items":[{"sku":"KEY\\uDBFF"}]}'],
+      ['two high surrogates in a row', '{"note":"\\ud800\\ud800"}'],
+      ['a surrogate in a key', '{"\\udfff":1}'],
+    ])('refuses %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_LONE_SURROGATE');
+    });
+
+    it('accepts a surrogate pair, escaped or not', () => {
+      expect(parseJsonBody('{"note":"\\ud83d\\ude00 \u{1F600}"}')).toEqual({
+        note: '\u{1F600} \u{1F600}',
+      });
+    });
+  });
+
   describe('with text that is not JSON', () => {
     it.each(['{"items": [', "{'a':1}", 'NaN', '{"a":1}}'])('refuses %p as invalid', (text) => {
       expect(codeOf(text)).toBe('FST_ERR_CTP_INVALID_JSON_BODY');

@@ -5,9 +5,12 @@ export const MAX_JSON_DEPTH = 32;
 export const JSON_BODY_ERRORS = {
   PORTCULLIS_JSON_TOO_DEEP: `request body is nested more than ${MAX_JSON_DEPTH} levels deep`,
   PORTCULLIS_JSON_FORBIDDEN_KEY: 'request body must not use __proto__ or constructor as a key',
+  PORTCULLIS_JSON_LONE_SURROGATE: 'request body must be valid Unicode (no unpaired \\u surrogate)',
 } as const;
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor']);
+/** A UTF-16 surrogate without its partner: only a `\u` escape in JSON can produce one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACE = 0x7d;
@@ -27,8 +30,10 @@ class BodyError extends Error {
 
 /**
  * Parses a JSON request body, refusing before any parse a body nested deeper than
- * {@link MAX_JSON_DEPTH} (a recursive walk over it could exhaust the stack), and refusing any
- * `__proto__` or `constructor` key at any depth, however it is escaped.
+ * {@link MAX_JSON_DEPTH} (a recursive walk over it could exhaust the stack), refusing any
+ * `__proto__` or `constructor` key at any depth, however it is escaped, and refusing any key or
+ * string holding an unpaired surrogate (`"\ud800"`): such a string is no Unicode text, and
+ * validators that encode it (`encodeURI` in `isEmail`) throw instead of answering.
  */
 export function parseJsonBody(text: string): unknown {
   if (text.length === 0) throw new BodyError('FST_ERR_CTP_EMPTY_JSON_BODY');
@@ -47,6 +52,9 @@ export function parseJsonBody(text: string): unknown {
 
 function refuseForbiddenKeys(key: string, value: unknown): unknown {
   if (FORBIDDEN_KEYS.has(key)) throw new BodyError('PORTCULLIS_JSON_FORBIDDEN_KEY');
+  if (LONE_SURROGATE.test(key) || (typeof value === 'string' && LONE_SURROGATE.test(value))) {
+    throw new BodyError('PORTCULLIS_JSON_LONE_SURROGATE');
+  }
   return value;
 }
 
