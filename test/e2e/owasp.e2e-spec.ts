@@ -522,41 +522,44 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
       }
     });
 
-    it('closes a connection whose body trickles in, with 408 in the one error body', async () => {
-      const url = new URL(deployment.urlFor('/auth/login'));
-      const started = Date.now();
-      const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-        const socket = connect(Number(url.port), url.hostname, () => {
-          socket.write(
-            'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
-              'Content-Length: 1000\r\n\r\n{',
-          );
+    // Every shape's HTTP server comes from the same createHost, and this test waits out the 30 s
+    // limit: it runs against the one shape that every machine has.
+    if (shape === 'embedded')
+      it('closes a connection whose body trickles in, with 408 in the one error body', async () => {
+        const url = new URL(deployment.urlFor('/auth/login'));
+        const started = Date.now();
+        const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+          const socket = connect(Number(url.port), url.hostname, () => {
+            socket.write(
+              'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+                'Content-Length: 1000\r\n\r\n{',
+            );
+          });
+          const trickle = setInterval(() => socket.write(' '), 2_000);
+          const chunks: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          socket.on('error', (error) => {
+            clearInterval(trickle);
+            reject(error);
+          });
+          socket.on('close', () => {
+            clearInterval(trickle);
+            const [head, body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
+            const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+            resolve({ status, body: JSON.parse(body || 'null') as unknown });
+          });
         });
-        const trickle = setInterval(() => socket.write(' '), 2_000);
-        const chunks: Buffer[] = [];
-        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-        socket.on('error', (error) => {
-          clearInterval(trickle);
-          reject(error);
-        });
-        socket.on('close', () => {
-          clearInterval(trickle);
-          const [head, body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
-          const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-          resolve({ status, body: JSON.parse(body || 'null') as unknown });
-        });
-      });
 
-      expect(answer.status).toBe(408);
-      expect(answer.body).toEqual({
-        statusCode: 408,
-        error: 'Request Timeout',
-        message: expect.any(String),
-        correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      });
-      // 30 s to send a request; Node looks for late requests every 5 s.
-      expect(Date.now() - started).toBeLessThan(45_000);
-    }, 60_000);
+        expect(answer.status).toBe(408);
+        expect(answer.body).toEqual({
+          statusCode: 408,
+          error: 'Request Timeout',
+          message: expect.any(String),
+          correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        });
+        // 30 s to send a request; Node looks for late requests every 5 s.
+        expect(Date.now() - started).toBeLessThan(45_000);
+      }, 60_000);
 
     it('answers paths the router refuses in the one error body, without echoing them', async () => {
       for (const prefix of ['/orders', '/billing/invoices']) {
