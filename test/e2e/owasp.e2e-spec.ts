@@ -748,6 +748,14 @@ describe.each(availableShapes())('rate limits, %s shape', (shape) => {
     const anonymous = await api.get('/products');
     expect(anonymous.status).toBe(429);
     expect(Number(anonymous.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // Swagger and unknown paths reach no Nest route, yet draw on the same budget.
+    for (const path of ['/docs-json', '/docs', '/no-such-route']) {
+      const response = await fetch(new URL(path, deployment.urlFor('/products')));
+      expect([path, response.status]).toEqual([path, 429]);
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await response.json()).toEqual({ ...ERROR_SHAPE, statusCode: 429 });
+    }
   });
 
   it('is not fooled by a forged X-Forwarded-For from a client that is not a trusted proxy', async () => {

@@ -29,6 +29,9 @@ import { Metrics } from '../metrics/metrics';
 import { formatTraceparent, parseTraceparent, startSpan } from '../tracing/trace-context';
 import { CoreModule } from './core.module';
 
+/** Where Swagger UI is served; the OpenAPI document is at `/<path>-json`. */
+export const SWAGGER_PATH = 'docs';
+
 /** Largest request body accepted, in bytes; larger bodies get 413. */
 export const BODY_LIMIT_BYTES = 100 * 1024;
 
@@ -257,8 +260,8 @@ function setUpSwagger(app: NestFastifyApplication, definition: HostDefinition): 
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
       .build(),
   );
-  SwaggerModule.setup('docs', app, document, {
-    jsonDocumentUrl: 'docs-json',
+  SwaggerModule.setup(SWAGGER_PATH, app, document, {
+    jsonDocumentUrl: `${SWAGGER_PATH}-json`,
     swaggerOptions: { persistAuthorization: true },
   });
 }
