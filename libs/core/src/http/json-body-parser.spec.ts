@@ -1,4 +1,4 @@
-import { MAX_JSON_DEPTH, nestingDepth, parseJsonBody } from './json-body-parser';
+import { MAX_JSON_DEPTH, MAX_JSON_KEYS, nestingDepth, parseJsonBody } from './json-body-parser';
 
 function codeOf(text: string): string {
   try {
@@ -45,6 +45,31 @@ describe(parseJsonBody.name, () => {
 
       expect(nestingDepth(text)).toBe(1);
       expect(() => parseJsonBody(text)).not.toThrow();
+    });
+  });
+
+  describe('with many keys', () => {
+    const objectWith = (keys: number) =>
+      JSON.stringify(Object.fromEntries(Array.from({ length: keys }, (_, i) => [`k${i}`, i])));
+
+    it('accepts the limit, counted over every object of the body', () => {
+      const half = MAX_JSON_KEYS / 2;
+      const text = JSON.stringify([JSON.parse(objectWith(half)), JSON.parse(objectWith(half))]);
+
+      expect(() => parseJsonBody(text)).not.toThrow();
+    });
+
+    it.each([
+      ['one object', objectWith(MAX_JSON_KEYS + 1)],
+      ['lines of an order', JSON.stringify({ items: Array(600).fill({ sku: 'A', quantity: 1 }) })],
+    ])('refuses one key more, in %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_TOO_MANY_KEYS');
+    });
+
+    it('does not count colons inside strings', () => {
+      const text = JSON.stringify({ note: ':'.repeat(MAX_JSON_KEYS * 2) });
+
+      expect(parseJsonBody(text)).toEqual({ note: ':'.repeat(MAX_JSON_KEYS * 2) });
     });
   });
 
