@@ -84,5 +84,20 @@ export class AuditRecordsHandler {
 
 /** The validated payload as a plain record (no class instances, no absent keys). */
 function toRecord(payload: AuditRecordPayload): AuditRecord {
-  return JSON.parse(JSON.stringify(payload)) as AuditRecord;
+  return plain(payload) as AuditRecord;
+}
+
+/**
+ * What a JSON round trip makes of a validated payload, without the text in between: plain
+ * objects and arrays, keys with undefined values left out. Validated payloads hold only JSON
+ * values (strings, finite numbers, booleans, null), so nothing else needs converting.
+ */
+function plain(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => (item === undefined ? null : plain(item)));
+  const copy: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (field !== undefined) copy[key] = plain(field);
+  }
+  return copy;
 }
