@@ -111,7 +111,8 @@ async function stopChild(child) {
 
 /**
  * @param {object} options
- * @param {'split'|'postgres-nats'} options.shape
+ * @param {'split'|'postgres-nats'|'baseline'} options.shape the baseline is the unsecured
+ *   yardstick in bench/baseline (Express, plain NATS, no security), built into dist-bench/
  * @param {string} options.databaseUrl a URL of the PostgreSQL server, to create a database on
  * @param {boolean} options.natsTls TLS with a client certificate per app, as the containers run
  * @param {Record<string,string>} options.env settings for every app (documented ones only)
@@ -138,7 +139,7 @@ export async function startDeployment(options) {
         : path.startsWith('/orders') || path.startsWith('/products')
           ? 'orders'
           : 'auth';
-      const entry = children.get(options.shape === 'split' ? service : 'platform');
+      const entry = children.get(options.shape === 'postgres-nats' ? 'platform' : service);
       return { host: '127.0.0.1', port: entry.port };
     },
     async stop() {
@@ -216,7 +217,11 @@ export async function startDeployment(options) {
     const queue = `flow-${randomBytes(6).toString('hex')}`;
 
     Object.assign(env, options.env);
-    const apps = options.shape === 'split' ? ['auth', 'orders', 'billing'] : ['platform'];
+    const apps = {
+      split: ['auth', 'orders', 'billing'],
+      'postgres-nats': ['platform'],
+      baseline: ['orders', 'billing'],
+    }[options.shape];
     for (const app of apps) {
       const port = await freePort();
       const tlsEnv = options.natsTls
@@ -233,14 +238,20 @@ export async function startDeployment(options) {
         PORT: String(port),
         NATS_QUEUE: `${queue}.${app}`,
       };
+      const main =
+        options.shape === 'baseline'
+          ? ['dist-bench/bench/baseline/main.js', app]
+          : [`dist/apps/${app}/src/main.js`];
       const args = [
         ...options.nodeArgs,
         ...options.preload.flatMap((file) => ['--import', file]),
-        `dist/apps/${app}/src/main.js`,
+        ...main,
       ];
       const logFile = join(workDir, `${app}.log`);
       const child = spawnLogged(process.execPath, args, appEnv, logFile);
       children.set(app, { child, pid: child.pid, port, logFile, app: true });
+      // The baseline's orders process creates the tables billing writes to.
+      if (options.shape === 'baseline') await waitForHealth(app, children.get(app));
     }
     await Promise.all(
       [...children].filter(([, p]) => p.app).map(([name, p]) => waitForHealth(name, p)),

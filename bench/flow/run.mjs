@@ -5,13 +5,14 @@
 // invoice lag, status counts, CPU per order and peak memory of every process it started,
 // and stops and removes everything it started. Only 127.0.0.1 is contacted.
 //
-//   npm run bench:flow -- [--shape split|postgres-nats] [-c 16] [-d 20] [--warmup 5]
+//   npm run bench:flow -- [--shape split|postgres-nats|baseline] [-c 16] [-d 20] [--warmup 5]
 //                         [--runs 1] [--users 64] [--sample-every 10] [--cpu-prof]
 //                         [--count-queries] [--nats-tls|--no-nats-tls] [--json file]
 //
 // Flags fall back to FLOW_SHAPE, FLOW_CONCURRENCY, FLOW_DURATION_SECONDS. PostgreSQL comes
 // from BENCH_DATABASE_URL (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/
 // postgres); a database is created on it for each run and dropped afterwards.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -94,8 +95,8 @@ function parseArgs(argv) {
         throw new Error(`unknown argument ${arg}`);
     }
   }
-  if (!['split', 'postgres-nats'].includes(options.shape)) {
-    throw new Error(`--shape is split or postgres-nats, not ${options.shape}`);
+  if (!['split', 'postgres-nats', 'baseline'].includes(options.shape)) {
+    throw new Error(`--shape is split, postgres-nats or baseline, not ${options.shape}`);
   }
   for (const name of ['concurrency', 'durationSeconds', 'runs', 'users', 'sampleEvery']) {
     if (!(Number.isInteger(options[name]) && options[name] > 0)) {
@@ -104,6 +105,9 @@ function parseArgs(argv) {
   }
   // As the end-to-end harness does: TLS with a certificate per app in the split shape.
   options.natsTls ??= options.shape === 'split';
+  if (options.shape === 'baseline' && options.natsTls) {
+    throw new Error('the baseline speaks plain NATS only');
+  }
   return options;
 }
 
@@ -159,6 +163,13 @@ async function runOnce(options, round) {
     RATE_LIMIT_PER_USER: '100000000',
   };
   if (keepDir) mkdirSync(keepDir, { recursive: true });
+  if (options.shape === 'baseline') {
+    // The yardstick is compiled with the benchmarks, not with the apps.
+    execFileSync('npx', ['nest', 'build', '-p', 'tsconfig.bench.json'], {
+      cwd: join(HERE, '..', '..'),
+      stdio: 'inherit',
+    });
+  }
   if (options.cpuProf) {
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(keepDir, 'profiles')}`);
   }
@@ -194,10 +205,12 @@ async function runOnce(options, round) {
   try {
     process.stdout.write(
       `round ${round}: ${options.shape} up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s` +
-        ` (${all.map(([name, p]) => `${name} ${p.pid}`).join(', ')}); signing up ` +
-        `${options.users} customers\n`,
+        ` (${all.map(([name, p]) => `${name} ${p.pid}`).join(', ')})` +
+        (options.shape === 'baseline' ? '\n' : `; signing up ${options.users} customers\n`),
     );
-    const tokens = await signUpCustomers(http, options.users);
+    // The baseline has no accounts: its clients send no token.
+    const tokens =
+      options.shape === 'baseline' ? [undefined] : await signUpCustomers(http, options.users);
     const edges = {};
     const snapshot = async () => {
       const backends = await backendPids(databaseUrl, deployment.databaseName);
@@ -320,7 +333,8 @@ function report(result) {
     .join(', ');
   const lines = [
     `${result.shape} (NATS ${result.natsTls ? 'TLS, a certificate per app' : 'plain'}),` +
-      ` ${result.concurrency} clients, ${result.durationSeconds} s, ${result.users} customers;` +
+      ` ${result.concurrency} clients, ${result.durationSeconds} s,` +
+      ` ${result.shape === 'baseline' ? 'no accounts' : `${result.users} customers`};` +
       ` load average ${fixed(result.loadAverage.start, 2)} -> ${fixed(result.loadAverage.end, 2)}`,
     `  orders/s            ${fixed(result.ordersPerSecond)}  (${result.orders} orders)`,
     `  POST /orders ms     p50 ${fixed(result.post.p50)}  p90 ${fixed(result.post.p90)}` +

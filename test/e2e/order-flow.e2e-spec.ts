@@ -44,6 +44,16 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
         expect(await docs.text()).toContain('swagger');
         const openApi: any = await (await fetch(`${base}/docs-json`)).json();
         expect(openApi.components.securitySchemes.bearer).toMatchObject({ scheme: 'bearer' });
+        // Every path and query parameter is documented with a scalar type a client can send.
+        const parameters = Object.values(openApi.paths as Record<string, any>).flatMap((item) =>
+          Object.values(item as Record<string, any>).flatMap((op: any) => op.parameters ?? []),
+        );
+        for (const parameter of parameters) {
+          expect([parameter.name, parameter.schema?.type]).toEqual([
+            parameter.name,
+            expect.stringMatching(/^(string|integer|number|boolean|array)$/),
+          ]);
+        }
       }
     });
 

@@ -6,6 +6,7 @@ import {
   randomUUID,
   sign,
 } from 'node:crypto';
+import { connect } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
@@ -476,6 +477,37 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
 
       expect(response.headers.get('access-control-allow-origin')).toBeNull();
     });
+    it('answers requests the HTTP parser refuses in the one error body, and stays up', async () => {
+      for (const path of ['/orders', '/auth/login', '/billing/invoices']) {
+        const url = new URL(deployment.urlFor(path));
+        const unknownMethod = await rawExchange(url, `BREW ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const hugeHeaders = await rawExchange(
+          url,
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`,
+        );
+        const brokenChunk = await rawExchange(
+          url,
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+            `Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+        );
+
+        for (const [answer, status] of [
+          [unknownMethod, 400],
+          [hugeHeaders, 431],
+          [brokenChunk, 400],
+        ] as const) {
+          expect(answer.status).toBe(status);
+          expect(answer.body).toEqual({
+            statusCode: status,
+            error: expect.any(String),
+            message: expect.any(String),
+            correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          });
+          expect(JSON.stringify(answer.body)).not.toMatch(/HPE_|FST_|Client Error/);
+        }
+        expect((await fetch(deployment.urlFor('/health/live'))).status).toBe(200);
+      }
+    });
   });
 
   describe('API9 improper inventory management', () => {
@@ -702,4 +734,25 @@ async function hmacWithPublicKey(api: Api, kid: string, claims: object): Promise
   const pem = createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
   const input = `${b64({ alg: 'HS256', kid })}.${b64(claims)}`;
   return `${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`;
+}
+
+/** Sends raw bytes over a new connection and reads the one response the server writes. */
+function rawExchange(url: URL, request: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer in 10 s')));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head, body = ''] = text.split('\r\n\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      try {
+        resolve({ status, body: JSON.parse(body) as unknown });
+      } catch {
+        resolve({ status, body });
+      }
+    });
+  });
 }

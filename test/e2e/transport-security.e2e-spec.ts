@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, type Subscription, connect } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -163,6 +164,13 @@ describe('transport security of the bus, split shape', () => {
       ['billing', 'evt.orders.created', 'invent an order'],
       ['billing', 'auth.keys.rotated', 'publish outside the event subjects'],
       ['auth', 'billing.invoice.void', 'ask what only orders may ask'],
+      ['orders', '$JS.API.STREAM.DELETE.PORTCULLIS_EVENTS', 'delete the events stream'],
+      ['billing', '$JS.API.STREAM.PURGE.PORTCULLIS_EVENTS', 'purge undelivered events'],
+      ['auth', '$JS.API.STREAM.UPDATE.PORTCULLIS_EVENTS', "shorten the events' retention"],
+      ['orders', '$JS.API.STREAM.MSG.DELETE.PORTCULLIS_EVENTS', 'delete one event'],
+      ['billing', '$JS.API.STREAM.CREATE.SIPHON', 'capture subjects in a stream of its own'],
+      ['orders', '$JS.API.CONSUMER.DELETE.PORTCULLIS_EVENTS.any', "remove another's consumer"],
+      ['platform', '$JS.API.STREAM.DELETE.PORTCULLIS_DLQ', 'delete the dead letters'],
     ])('%s cannot publish %s (%s)', async (user, subject) => {
       const { nats, errors } = await connectAs(user);
 
@@ -207,6 +215,17 @@ describe('transport security of the bus, split shape', () => {
       await nats.flush();
 
       expect(await closedWithin(subscription, 500)).toBe('still open');
+    });
+
+    it('cannot delete the events stream through the JetStream API, which keeps it', async () => {
+      const { nats } = await connectAs('orders');
+      const manager = await jetstreamManager(nats);
+
+      await expect(manager.streams.delete('PORTCULLIS_EVENTS')).rejects.toThrow();
+
+      const { nats: operator } = await connectAs('e2e');
+      const info = await (await jetstreamManager(operator)).streams.info('PORTCULLIS_EVENTS');
+      expect(info.config.subjects).toEqual(['evt.>']);
     });
 
     it('may use the JetStream API, as its event stream does', async () => {

@@ -55,21 +55,72 @@ describe(natsPermissions.name, () => {
       expect(natsPermissions('orders').allowResponses).toBe(false);
     });
 
-    it('grants no wildcard beyond events, dead letters, JetStream and its inboxes', () => {
+    it('grants no wildcard beyond events, dead letters, its event consumers and its inboxes', () => {
       for (const user of NATS_USERS) {
         const { publish, subscribe } = natsPermissions(user);
         const wildcards = [...publish, ...subscribe].filter((s) => /[*>]/.test(s));
         expect(new Set(wildcards)).toEqual(
-          new Set(['dlq.>', '$JS.API.>', '$JS.ACK.>', 'evt.>', `_INBOX.${user}.>`]),
+          new Set([
+            'dlq.>',
+            '$JS.API.CONSUMER.CREATE.PORTCULLIS_EVENTS.>',
+            '$JS.API.CONSUMER.DURABLE.CREATE.PORTCULLIS_EVENTS.*',
+            '$JS.API.CONSUMER.INFO.PORTCULLIS_EVENTS.*',
+            '$JS.API.CONSUMER.MSG.NEXT.PORTCULLIS_EVENTS.*',
+            '$JS.ACK.PORTCULLIS_EVENTS.>',
+            'evt.>',
+            `_INBOX.${user}.>`,
+          ]),
         );
+      }
+    });
+
+    it('lets no one update, purge or delete a stream, its messages or a consumer', () => {
+      const granted = (subject: string, patterns: readonly string[]) =>
+        patterns.some((pattern) => subjectMatches(pattern, subject));
+      for (const user of NATS_USERS) {
+        const { publish } = natsPermissions(user);
+        for (const subject of [
+          '$JS.API.STREAM.DELETE.PORTCULLIS_EVENTS',
+          '$JS.API.STREAM.PURGE.PORTCULLIS_EVENTS',
+          '$JS.API.STREAM.UPDATE.PORTCULLIS_EVENTS',
+          '$JS.API.STREAM.MSG.DELETE.PORTCULLIS_EVENTS',
+          '$JS.API.STREAM.DELETE.PORTCULLIS_DLQ',
+          '$JS.API.STREAM.CREATE.ELSEWHERE',
+          '$JS.API.CONSUMER.DELETE.PORTCULLIS_EVENTS.portcullis_billing_orders_created',
+          '$JS.API.CONSUMER.PAUSE.PORTCULLIS_EVENTS.portcullis_billing_orders_created',
+          '$JS.API.ACCOUNT.PURGE.portcullis',
+          '$JS.API.META.LEADER.STEPDOWN',
+          '$JS.API.SERVER.REMOVE',
+        ]) {
+          expect({ user, subject, granted: granted(subject, publish) }).toEqual({
+            user,
+            subject,
+            granted: false,
+          });
+        }
+        expect(granted('$JS.API.STREAM.CREATE.PORTCULLIS_EVENTS', publish)).toBe(true);
+        expect(
+          granted(
+            '$JS.API.CONSUMER.CREATE.PORTCULLIS_EVENTS.portcullis_orders_x.evt.billing.invoice.paid',
+            publish,
+          ),
+        ).toBe(true);
       }
     });
 
     it('gives orders exactly what the order flow needs', () => {
       expect(natsPermissions('orders')).toEqual({
         publish: [
-          '$JS.ACK.>',
-          '$JS.API.>',
+          '$JS.ACK.PORTCULLIS_EVENTS.>',
+          '$JS.API.CONSUMER.CREATE.PORTCULLIS_EVENTS.>',
+          '$JS.API.CONSUMER.DURABLE.CREATE.PORTCULLIS_EVENTS.*',
+          '$JS.API.CONSUMER.INFO.PORTCULLIS_EVENTS.*',
+          '$JS.API.CONSUMER.MSG.NEXT.PORTCULLIS_EVENTS.*',
+          '$JS.API.INFO',
+          '$JS.API.STREAM.CREATE.PORTCULLIS_DLQ',
+          '$JS.API.STREAM.CREATE.PORTCULLIS_EVENTS',
+          '$JS.API.STREAM.INFO.PORTCULLIS_DLQ',
+          '$JS.API.STREAM.INFO.PORTCULLIS_EVENTS',
           'auth.keys.query',
           'auth.revocations.query',
           'billing.invoice.void',
@@ -100,3 +151,14 @@ describe(natsPermissions.name, () => {
     });
   });
 });
+
+/** NATS subject matching: `*` is one whole token, `>` one or more at the end. */
+function subjectMatches(pattern: string, subject: string): boolean {
+  const want = pattern.split('.');
+  const have = subject.split('.');
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === '>') return have.length > i;
+    if (i >= have.length || (want[i] !== '*' && want[i] !== have[i])) return false;
+  }
+  return want.length === have.length;
+}

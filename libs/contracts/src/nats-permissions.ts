@@ -32,11 +32,35 @@ export function deadLetterSubject(type: string): string {
 const ALL_EVENTS = eventSubject('>');
 /** Dead letters, published by whichever service gave up on an event. */
 const DEAD_LETTERS = deadLetterSubject('>');
+/** The JetStream stream that keeps every event (`evt.>`) until its consumers have it. */
+export const EVENTS_STREAM = 'PORTCULLIS_EVENTS';
+/** The JetStream stream of events a consumer gave up on (`dlq.>`). */
+export const DEAD_LETTER_STREAM = 'PORTCULLIS_DLQ';
+
 /**
- * The JetStream API and acknowledgements. Broad: every service creates the streams and its
- * consumers at start-up, so it may also manage or read any stream of the account.
+ * The part of the JetStream API an app uses, and no more: the account check, looking up and
+ * creating (never updating, purging or deleting) the two streams, creating, looking up and
+ * pulling from consumers of the events stream, and acknowledging their deliveries. A service
+ * that is taken over cannot delete the streams or their messages, shorten their retention,
+ * remove another service's consumer, or reach the server and cluster API.
+ *
+ * Consumer names are not limited: NATS matches whole tokens only, and a consumer's name is one
+ * token, so "names beginning with orders" cannot be expressed. A service may therefore pull
+ * from another service's consumer; the deliveries it would take are signed events it may
+ * read anyway (it subscribes to `evt.>`), but the owner would see them late or not at all.
  */
-const JETSTREAM = ['$JS.API.>', '$JS.ACK.>'];
+const JETSTREAM = [
+  '$JS.API.INFO',
+  ...[EVENTS_STREAM, DEAD_LETTER_STREAM].flatMap((stream) => [
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.STREAM.CREATE.${stream}`,
+  ]),
+  `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}.>`,
+  `$JS.API.CONSUMER.DURABLE.CREATE.${EVENTS_STREAM}.*`,
+  `$JS.API.CONSUMER.INFO.${EVENTS_STREAM}.*`,
+  `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.*`,
+  `$JS.ACK.${EVENTS_STREAM}.>`,
+];
 
 /**
  * The subjects a NATS user may publish and subscribe to, derived from the message

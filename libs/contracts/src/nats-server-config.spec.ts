@@ -37,8 +37,8 @@ describe(renderNatsServerConfig.name, () => {
     expect(users).toEqual(['CN=auth', 'CN=orders', 'CN=billing', 'CN=platform']);
   });
 
-  it('quotes every subject, so $JS.API.> is not read as a variable', () => {
-    expect(config).toContain('"$JS.API.>",');
+  it('quotes every subject, so $JS.API.INFO is not read as a variable', () => {
+    expect(config).toContain('"$JS.API.INFO",');
     expect(config).not.toMatch(/^\s+\$JS/m);
   });
 

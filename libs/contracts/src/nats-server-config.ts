@@ -101,7 +101,7 @@ function allowList(direction: 'publish' | 'subscribe', subjects: readonly string
   ];
 }
 
-/** A double-quoted string: no variable expansion, so `$JS.API.>` stays a subject. */
+/** A double-quoted string: no variable expansion, so `$JS.API.INFO` stays a subject. */
 function quote(value: string): string {
   return JSON.stringify(value);
 }

@@ -25,6 +25,7 @@ export * from './http/json-body-parser';
 export * from './http/uuid-param';
 export * from './http/retry-later.exception';
 export * from './http/client-ip';
+export * from './http/client-error';
 export * from './http/operator-only.decorator';
 export * from './logging/log-redaction';
 export * from './logging/logger';

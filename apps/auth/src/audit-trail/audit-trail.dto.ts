@@ -48,7 +48,7 @@ export class AuditEventsQuery {
   @IsISO8601({ strict: true })
   to?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_AUDIT_PAGE, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_AUDIT_PAGE, default: 50 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -57,6 +57,8 @@ export class AuditEventsQuery {
   limit = 50;
 
   @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
     description: 'Only records before this sequence number: the `next` of the previous page',
   })
   @IsOptional()

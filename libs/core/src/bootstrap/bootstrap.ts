@@ -18,6 +18,7 @@ import {
   type RequestContextState,
   acceptCorrelationId,
 } from '../context/request-context';
+import { answerClientError } from '../http/client-error';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
@@ -51,12 +52,10 @@ export async function createHost(
   definition: HostDefinition,
   config: AppConfig = loadConfig(),
 ): Promise<NestFastifyApplication> {
-  if (config.createMissingSecrets && definition.services.length === SERVICE_NAMES.length) {
-    const created = ensureDevelopmentSecrets(config.secretsDir, SERVICE_NAMES);
-    if (created.length > 0) {
-      new Logger('Secrets').warn({ msg: 'created development secrets', names: created });
-    }
-  }
+  const createdSecrets =
+    config.createMissingSecrets && definition.services.length === SERVICE_NAMES.length
+      ? ensureDevelopmentSecrets(config.secretsDir, SERVICE_NAMES)
+      : [];
 
   @Module({
     imports: [
@@ -78,12 +77,19 @@ export async function createHost(
     // listed proxy: then it is the last address that proxy's X-Forwarded-For names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     logger: false,
+    // Requests the HTTP parser refuses (an unknown method, oversized headers) get the one
+    // error body too, not Fastify's own.
+    clientErrorHandler: answerClientError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
     bufferLogs: true,
     abortOnError: false,
   });
   app.useLogger(app.get(PinoNestLogger));
+  if (createdSecrets.length > 0) {
+    // Told through the application's logger, so that it is a JSON line like every other.
+    new Logger('Secrets').warn({ msg: 'created development secrets', names: createdSecrets });
+  }
 
   const fastify = app.getHttpAdapter().getInstance();
   installRequestContext(fastify);

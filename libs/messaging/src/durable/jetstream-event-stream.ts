@@ -2,15 +2,23 @@ import { Logger } from '@nestjs/common';
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type StreamConfig,
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
-import { deadLetterSubject, eventSubject } from '@portcullis/contracts';
+import {
+  DEAD_LETTER_STREAM,
+  EVENTS_STREAM,
+  deadLetterSubject,
+  eventSubject,
+} from '@portcullis/contracts';
 
 import {
   DURABLE_EVENT_TTL_MS,
@@ -20,8 +28,7 @@ import {
   REDELIVERY_BACKOFF_MS,
 } from './event-stream';
 
-export const EVENTS_STREAM = 'PORTCULLIS_EVENTS';
-export const DEAD_LETTER_STREAM = 'PORTCULLIS_DLQ';
+export { DEAD_LETTER_STREAM, EVENTS_STREAM };
 
 const nanos = (ms: number): number => ms * 1_000_000;
 const backoffAfter = (attempt: number): number =>
@@ -116,12 +123,19 @@ export class JetStreamEventStream implements EventStream {
   private streams(): Promise<JetStreamManager> {
     this.ready ??= (async () => {
       const manager = await jetstreamManager(this.connection);
-      await ensureStream(manager, EVENTS_STREAM, eventSubject('>'), DURABLE_EVENT_TTL_MS);
+      await ensureStream(
+        manager,
+        EVENTS_STREAM,
+        eventSubject('>'),
+        DURABLE_EVENT_TTL_MS,
+        this.logger,
+      );
       await ensureStream(
         manager,
         DEAD_LETTER_STREAM,
         deadLetterSubject('>'),
         4 * DURABLE_EVENT_TTL_MS,
+        this.logger,
       );
       return manager;
     })().catch((error: unknown) => {
@@ -147,21 +161,42 @@ async function settle(message: JsMsg, consumer: EventConsumer): Promise<void> {
   else message.ack();
 }
 
+/**
+ * Creates a stream that is missing. An existing stream is left as it is: the apps' NATS users
+ * may not update streams (that would let one shorten the retention of everyone's events), so
+ * a stream whose settings differ from these is reported for an operator to update.
+ */
 async function ensureStream(
   manager: JetStreamManager,
   name: string,
   subject: string,
   maxAgeMs: number,
+  logger: Logger,
 ): Promise<void> {
   const config = {
     subjects: [subject],
     max_age: nanos(maxAgeMs),
     duplicate_window: nanos(2 * 60_000),
   };
+  let existing: StreamConfig;
   try {
-    await manager.streams.info(name);
-    await manager.streams.update(name, config);
-  } catch {
+    existing = (await manager.streams.info(name)).config;
+  } catch (error) {
+    const missing =
+      error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+    if (!missing) throw error;
     await manager.streams.add({ name, ...config });
+    return;
+  }
+  const differs =
+    existing.subjects?.join(' ') !== config.subjects.join(' ') ||
+    existing.max_age !== config.max_age ||
+    existing.duplicate_window !== config.duplicate_window;
+  if (differs) {
+    logger.warn({
+      msg: 'stream settings differ from the expected ones; update the stream as an operator',
+      stream: name,
+      expected: { subjects: config.subjects, maxAgeMs, duplicateWindowMs: 2 * 60_000 },
+    });
   }
 }
