@@ -210,6 +210,32 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       expect(secondCharge.status).toBe(409);
     });
 
+    it('pays one invoice when one Idempotency-Key is sent for several at once', async () => {
+      const orders = await Promise.all([1, 2, 3, 4].map(() => placeOrder(ada.token)));
+      const invoices = await Promise.all(orders.map((o) => api.invoiceFor(o.id, ada.token)));
+      const key = `shared-${orders[0].id}`;
+
+      const attempts = await Promise.all(
+        invoices.map((invoice) =>
+          api.post(`/billing/invoices/${invoice.id}/pay`, {
+            token: ada.token,
+            headers: { 'idempotency-key': key },
+            body: { paymentMethod: { token: 'tok_visa' } },
+          }),
+        ),
+      );
+
+      const statuses = attempts.map((a) => a.status).sort();
+      expect(statuses).toEqual([200, 422, 422, 422]);
+      for (const refused of attempts.filter((a) => a.status === 422)) {
+        expect(refused.body).toEqual({ ...ERROR_SHAPE, statusCode: 422 });
+      }
+      const states = await Promise.all(
+        invoices.map((i) => api.get(`/billing/invoices/${i.id}`, { token: ada.token })),
+      );
+      expect(states.map((st) => st.body.status).sort()).toEqual(['open', 'open', 'open', 'paid']);
+    });
+
     it('declines tok_declined with 402 and leaves the invoice payable', async () => {
       const order = await placeOrder(ada.token);
       const invoice = await api.invoiceFor(order.id, ada.token);

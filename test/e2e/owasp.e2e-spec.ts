@@ -465,6 +465,19 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
       expect(response.headers.get('x-powered-by')).toBeNull();
     });
 
+    it('lets no cache keep tokens or personal data', async () => {
+      const email = `cache-${Date.now()}@example.com`;
+      const password = 'a long enough passphrase 7';
+      await api.post('/auth/register', { body: { email, password } });
+      const login = await api.post('/auth/login', { body: { email, password } });
+      const me = await api.get('/auth/me', { token: login.body.accessToken });
+      const refused = await api.get('/orders/not-a-uuid', { token: login.body.accessToken });
+
+      for (const response of [login, me, refused]) {
+        expect(response.headers.get('cache-control')).toBe('no-store');
+      }
+    });
+
     it('answers no cross-origin request when no origin is configured', async () => {
       const response = await fetch(deployment.urlFor('/orders'), {
         method: 'OPTIONS',
@@ -506,6 +519,70 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
           expect(JSON.stringify(answer.body)).not.toMatch(/HPE_|FST_|Client Error/);
         }
         expect((await fetch(deployment.urlFor('/health/live'))).status).toBe(200);
+      }
+    });
+
+    // Every shape's HTTP server comes from the same createHost, and this test waits out the 30 s
+    // limit: it runs against the one shape that every machine has.
+    if (shape === 'embedded')
+      it('closes a connection whose body trickles in, with 408 in the one error body', async () => {
+        const url = new URL(deployment.urlFor('/auth/login'));
+        const started = Date.now();
+        const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+          const socket = connect(Number(url.port), url.hostname, () => {
+            socket.write(
+              'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+                'Content-Length: 1000\r\n\r\n{',
+            );
+          });
+          const trickle = setInterval(() => socket.write(' '), 2_000);
+          const chunks: Buffer[] = [];
+          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+          socket.on('error', (error) => {
+            clearInterval(trickle);
+            reject(error);
+          });
+          socket.on('close', () => {
+            clearInterval(trickle);
+            const [head, body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
+            const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+            resolve({ status, body: JSON.parse(body || 'null') as unknown });
+          });
+        });
+
+        expect(answer.status).toBe(408);
+        expect(answer.body).toEqual({
+          statusCode: 408,
+          error: 'Request Timeout',
+          message: expect.any(String),
+          correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        });
+        // 30 s to send a request; Node looks for late requests every 5 s.
+        expect(Date.now() - started).toBeLessThan(45_000);
+      }, 60_000);
+
+    it('answers paths the router refuses in the one error body, without echoing them', async () => {
+      for (const prefix of ['/orders', '/billing/invoices']) {
+        const url = new URL(deployment.urlFor(prefix));
+        for (const [path, status] of [
+          [`${prefix}/%ZZ`, 400],
+          [`${prefix}/%E0%A4%A`, 400],
+          [`${prefix}/${'a'.repeat(5_000)}`, 414],
+        ] as const) {
+          const answer = await rawExchange(
+            url,
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+          );
+
+          expect(answer.status).toBe(status);
+          expect(answer.body).toEqual({
+            statusCode: status,
+            error: expect.any(String),
+            message: expect.any(String),
+            correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          });
+          expect(JSON.stringify(answer.body)).not.toMatch(/FST_|%ZZ|%A4|aaaa/);
+        }
       }
     });
   });
@@ -671,6 +748,14 @@ describe.each(availableShapes())('rate limits, %s shape', (shape) => {
     const anonymous = await api.get('/products');
     expect(anonymous.status).toBe(429);
     expect(Number(anonymous.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // Swagger and unknown paths reach no Nest route, yet draw on the same budget.
+    for (const path of ['/docs-json', '/docs', '/no-such-route']) {
+      const response = await fetch(new URL(path, deployment.urlFor('/products')));
+      expect([path, response.status]).toEqual([path, 429]);
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await response.json()).toEqual({ ...ERROR_SHAPE, statusCode: 429 });
+    }
   });
 
   it('is not fooled by a forged X-Forwarded-For from a client that is not a trusted proxy', async () => {

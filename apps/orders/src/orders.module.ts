@@ -9,6 +9,7 @@ import {
   outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
+import { Catalogue } from './catalogue/catalogue';
 import { CatalogueController } from './catalogue/catalogue.controller';
 import { Product } from './catalogue/product.entity';
 import { CreateOrders1764806500000 } from './migrations/1764806500000-create-orders';
@@ -35,6 +36,6 @@ import { OrdersService } from './orders/orders.service';
     MessagingModule.forService('orders'),
   ],
   controllers: [CatalogueController, OrdersController, BillingEventsHandler],
-  providers: [OrdersService],
+  providers: [Catalogue, OrdersService],
 })
 export class OrdersModule {}

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
+  ArrayMinSize,
   IsArray,
   IsIn,
   IsISO8601,
@@ -64,11 +67,11 @@ export class AuditResourcePayload {
 }
 
 /**
- * `<service>.audit.recorded`: one audit record leaving the service that made it. Each service
- * publishes its own type, so the sender allow-list holds; the collector also checks that the
- * record names its verified sender.
+ * One audit record as it leaves the service that made it. Until batching, each
+ * `<service>.audit.recorded` message carried one of these as its whole payload (the record id
+ * being the message id); receivers still accept that form (see {@link AuditRecordedEvent}).
  */
-export class AuditRecordedEvent {
+export class AuditRecordPayload {
   @IsUUID('4') id!: string;
   @IsISO8601({ strict: true }) time!: string;
   @IsIn(['auth', 'orders', 'billing']) service!: 'auth' | 'orders' | 'billing';
@@ -88,6 +91,42 @@ export class AuditRecordedEvent {
     string,
     string | number | boolean | null
   >;
+}
+
+/**
+ * Bounds of one `<service>.audit.recorded` message: at most this many records, and the
+ * sender keeps the records' JSON under this many bytes (NATS refuses messages above its
+ * `max_payload`, 1 MiB by default).
+ */
+export const AUDIT_BATCH_LIMITS = { records: 500, bytes: 256 * 1024 } as const;
+
+/**
+ * `<service>.audit.recorded`: audit records leaving the service that made them, in the order
+ * of the transactions that wrote them, as one signed message. Each service publishes its own type, so the sender
+ * allow-list holds; the collector also checks that every record names the verified sender.
+ */
+export class AuditRecordedEvent {
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(AUDIT_BATCH_LIMITS.records)
+  @ValidateNested({ each: true })
+  @Type(() => AuditRecordPayload)
+  records!: AuditRecordPayload[];
+}
+
+/**
+ * The message id of a batch of audit records: a UUID (version 4 layout) made from the SHA-256
+ * of the record ids in order. The same records sent again get the same id, so the stream's
+ * duplicate window drops a repeat; a batch of other records never shares it.
+ */
+export function auditBatchMessageId(recordIds: readonly string[]): string {
+  const digest = createHash('sha256').update('portcullis.audit.batch\n');
+  for (const id of recordIds) digest.update(id).update('\n');
+  const bytes = digest.digest().subarray(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** The audit event type each service publishes. */

@@ -1,6 +1,6 @@
 import type { ServiceName } from '@portcullis/core';
 
-import { AuditRecordedEvent } from './audit-payloads';
+import { AuditRecordPayload, AuditRecordedEvent } from './audit-payloads';
 import {
   InvoicePaidEvent,
   OrderCancelledEvent,
@@ -27,6 +27,11 @@ interface EventContract {
    */
   readonly delivery: 'shared' | 'broadcast';
   readonly payload: PayloadClass;
+  /**
+   * An earlier form of the payload that receivers still accept, for messages published
+   * before an upgrade and still in the stream. Senders no longer use it.
+   */
+  readonly legacyPayload?: PayloadClass;
 }
 
 interface RequestContract {
@@ -103,18 +108,21 @@ export const MESSAGE_CONTRACTS = {
     publisher: 'auth',
     delivery: 'shared',
     payload: AuditRecordedEvent,
+    legacyPayload: AuditRecordPayload,
   },
   'orders.audit.recorded': {
     kind: 'event',
     publisher: 'orders',
     delivery: 'shared',
     payload: AuditRecordedEvent,
+    legacyPayload: AuditRecordPayload,
   },
   'billing.audit.recorded': {
     kind: 'event',
     publisher: 'billing',
     delivery: 'shared',
     payload: AuditRecordedEvent,
+    legacyPayload: AuditRecordPayload,
   },
 } as const satisfies Record<string, MessageContract>;
 
@@ -125,7 +133,9 @@ export const AUDIT_EVENT_TYPES = [
   'billing.audit.recorded',
 ] as const satisfies readonly MessageType[];
 
-export function isAuditEventType(type: string): boolean {
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export function isAuditEventType(type: string): type is AuditEventType {
   return (AUDIT_EVENT_TYPES as readonly string[]).includes(type);
 }
 

@@ -270,11 +270,20 @@ function isActor(value: unknown): value is Actor {
   );
 }
 
-/** Validates the payload against its contract; a reply's `response` against the reply class. */
+/**
+ * Validates the payload against its contract (an event's earlier form too, when its contract
+ * still accepts one); a reply's `response` against the reply class.
+ */
 function validatePayload(envelope: Envelope): unknown {
   const contract = contractOf(envelope.type);
   if (!contract) return undefined;
-  if (envelope.kind !== 'reply') return validateAs(contract.payload, envelope.payload);
+  if (envelope.kind !== 'reply') {
+    const payload = validateAs(contract.payload, envelope.payload);
+    if (payload !== undefined || contract.kind !== 'event' || !contract.legacyPayload) {
+      return payload;
+    }
+    return validateAs(contract.legacyPayload, envelope.payload);
+  }
   if (contract.kind !== 'request') return undefined;
   const reply = envelope.payload as { response?: unknown; err?: unknown; isDisposed?: unknown };
   if (typeof reply !== 'object' || reply === null) return undefined;

@@ -8,11 +8,15 @@ import { payloadValidator, validateWithClassValidator } from './payload-validato
 
 type PayloadClass = new () => object;
 
-/** Every payload and reply class of the contract table. */
+/** Every payload and reply class of the contract table, earlier payload forms included. */
 const CLASSES: PayloadClass[] = [
   ...new Set(
     Object.values(MESSAGE_CONTRACTS).flatMap((contract): PayloadClass[] =>
-      contract.kind === 'request' ? [contract.payload, contract.reply] : [contract.payload],
+      contract.kind === 'request'
+        ? [contract.payload, contract.reply]
+        : 'legacyPayload' in contract
+          ? [contract.payload, contract.legacyPayload]
+          : [contract.payload],
     ),
   ),
 ];

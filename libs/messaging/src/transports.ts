@@ -18,14 +18,17 @@ import { childTraceparent } from './trace-context';
 type ServerNatsOptions = ConstructorParameters<typeof ServerNats>[0];
 type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
 
-/** Audit records a collector may have in hand at once, per type. */
-const AUDIT_CONCURRENCY = 256;
 /**
- * Shared events handled at once, per type. Each is applied through the inbox in a transaction
- * of its own, so their order does not matter and a redelivery changes nothing. Broadcast events
- * (revocations, key rotations) are applied one after another.
+ * Audit messages a collector may have in hand at once, per type. Each carries up to 500
+ * records; those in hand together are appended in one transaction.
  */
-const SHARED_EVENT_CONCURRENCY = 16;
+const AUDIT_CONCURRENCY = 32;
+/**
+ * Shared events handled at once, per type. They are applied through the inbox, which groups
+ * those in hand into a few transactions; their order does not matter and a redelivery changes
+ * nothing. Broadcast events (revocations, key rotations) are applied one after another.
+ */
+const SHARED_EVENT_CONCURRENCY = 64;
 
 /** What the server needs to take durable events from the stream. */
 export interface DurableEvents {

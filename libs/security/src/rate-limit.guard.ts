@@ -1,5 +1,5 @@
-import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { type ExecutionContext, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
   InjectThrottlerStorage,
@@ -9,10 +9,10 @@ import {
   type ThrottlerModuleOptions,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { SecurityEvents } from '@portcullis/audit';
-import type { Actor } from '@portcullis/core';
+import { type Actor, RequestContext, SWAGGER_PATH, errorBody } from '@portcullis/core';
 
 /** The two budgets every request draws on: its client IP's and, once known, its user's. */
 export const RATE_LIMIT_BY_IP = 'ip';
@@ -158,6 +158,61 @@ export class ActorRateLimitGuard extends RateLimitGuard {
     const user = context.switchToHttp().getRequest<{ user?: Actor }>().user;
     return Promise.resolve(user === undefined);
   }
+}
+
+/**
+ * The per-IP budget for requests that never reach a Nest route, and so never pass its guards:
+ * Swagger UI with its OpenAPI document, and paths that no route matches (404). They draw on
+ * the same budget under the same key as {@link ClientRateLimitGuard}, so that a client cannot
+ * go around the limit there, e.g. by pipelining thousands of requests for the OpenAPI document.
+ */
+@Injectable()
+export class UnroutedRateLimit implements OnModuleInit {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @InjectThrottlerOptions() private readonly options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() private readonly storage: ThrottlerStorage,
+    @Inject(SecurityEvents) private readonly events: SecurityEvents,
+  ) {}
+
+  /** Runs after the routes are registered and before the server listens. */
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
+    const throttlers = Array.isArray(this.options) ? this.options : this.options.throttlers;
+    const budget = throttlers.find((throttler) => throttler.name === RATE_LIMIT_BY_IP);
+    if (typeof fastify?.addHook !== 'function' || budget === undefined) return;
+    const { limit, ttl } = budget;
+    if (typeof limit !== 'number' || typeof ttl !== 'number') {
+      throw new Error('the ip rate limit needs a numeric limit and ttl');
+    }
+    fastify.addHook('onRequest', async (request, reply) => {
+      if (!isUnrouted(request)) return;
+      const key = `${RATE_LIMIT_BY_IP}:${request.ip}`;
+      const record = await this.storage.increment(key, ttl, limit, ttl, RATE_LIMIT_BY_IP);
+      if (!record.isBlocked) return;
+      if (record.totalHits === limit + 1) {
+        this.events.record({
+          type: 'rate_limit.exceeded',
+          outcome: 'denied',
+          reason: RATE_LIMIT_BY_IP,
+          clientIp: request.ip,
+          details: { limit, windowMs: ttl },
+        });
+      }
+      const correlationId = RequestContext.correlationId() ?? String(request.id);
+      await reply
+        .code(429)
+        .header('retry-after', String(Math.max(1, record.timeToBlockExpire)))
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(errorBody(429, TOO_MANY_REQUESTS, correlationId));
+    });
+  }
+}
+
+/** A request for Swagger UI or the OpenAPI document, or for a path that no route serves. */
+function isUnrouted(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url;
+  return route === undefined || route.startsWith(`/${SWAGGER_PATH}`);
 }
 
 /** Throttler options from the validated configuration. */

@@ -16,7 +16,8 @@ import { VerifiedTokenCache } from './verified-token-cache';
 /**
  * Authentication, authorization and rate limits for a process. Every HTTP request passes, in
  * this order, the per-IP rate limit, the deny-by-default {@link AccessGuard} and the per-user
- * rate limit; every message handler passes the {@link AccessGuard}. `keyRequester` is the
+ * rate limit; every message handler passes the {@link AccessGuard}. Requests that reach no
+ * Nest route (Swagger, unknown paths) still count against the per-IP limit. `keyRequester` is the
  * hosted service that asks auth for its token keys.
  *
  * `@nestjs/throttler` is loaded when the module is built, not when this library is imported:
@@ -26,7 +27,7 @@ import { VerifiedTokenCache } from './verified-token-cache';
 export class SecurityModule {
   static async forRoot(keyRequester: ServiceName): Promise<DynamicModule> {
     const { ThrottlerModule } = await import('@nestjs/throttler');
-    const { ActorRateLimitGuard, ClientRateLimitGuard, rateLimitOptions } =
+    const { ActorRateLimitGuard, ClientRateLimitGuard, UnroutedRateLimit, rateLimitOptions } =
       await import('./rate-limit.guard');
     return {
       module: SecurityModule,
@@ -64,6 +65,7 @@ export class SecurityModule {
         },
         AccessGuard,
         { provide: APP_GUARD, useClass: ClientRateLimitGuard },
+        UnroutedRateLimit,
         { provide: APP_GUARD, useExisting: AccessGuard },
         { provide: APP_GUARD, useClass: ActorRateLimitGuard },
         {

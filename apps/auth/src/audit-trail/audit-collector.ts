@@ -9,14 +9,15 @@ import { AuditChain } from './audit-chain';
 const MAX_BATCH = 1_000;
 
 interface Waiting {
-  readonly record: AuditRecord;
+  readonly records: readonly AuditRecord[];
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
 
 /**
- * Gathers the records that arrive together and appends them to the chain as one batch; each
- * delivery is acknowledged only once its batch has committed. After each committed batch,
+ * Gathers the records that arrive together (the messages in hand, each carrying a batch) and
+ * appends them to the chain in one transaction; each delivery is acknowledged only once its
+ * records have committed. After each committed batch,
  * every registered observer sees the records appended (an observer's failure is logged, and
  * never undoes the append).
  */
@@ -31,10 +32,10 @@ export class AuditCollector {
     @Optional() @Inject(AUDIT_OBSERVERS) private readonly observers: AuditObserver[] = [],
   ) {}
 
-  /** Resolves once the record is in the chain (or was already). */
-  collect(record: AuditRecord): Promise<void> {
+  /** Resolves once the records are in the chain (or were already). */
+  collect(records: readonly AuditRecord[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ record, resolve, reject });
+      this.queue.push({ records, resolve, reject });
       this.draining ??= new Promise<void>((done) => setImmediate(done))
         .then(() => this.drain())
         .finally(() => {
@@ -45,14 +46,15 @@ export class AuditCollector {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      const batch = this.takeBatch();
+      const records = batch.flatMap((waiting) => waiting.records);
       let appended: AuditRecord[];
       try {
-        appended = await this.chain.append(batch.map((waiting) => waiting.record));
+        appended = await this.chain.append(records);
       } catch (error) {
         this.logger.warn({
           msg: 'audit batch not appended',
-          size: batch.length,
+          size: records.length,
           error: String(error),
         });
         for (const waiting of batch) waiting.reject(error);
@@ -62,6 +64,19 @@ export class AuditCollector {
       Metrics.auditRecordsAppended.inc(appended.length);
       if (appended.length > 0) await this.notify(appended);
     }
+  }
+
+  /** The deliveries waiting longest, up to {@link MAX_BATCH} records (at least one delivery). */
+  private takeBatch(): Waiting[] {
+    let count = 0;
+    let taken = 0;
+    while (taken < this.queue.length) {
+      const size = this.queue[taken].records.length;
+      if (taken > 0 && count + size > MAX_BATCH) break;
+      count += size;
+      taken += 1;
+    }
+    return this.queue.splice(0, taken);
   }
 
   private async notify(records: AuditRecord[]): Promise<void> {

@@ -14,7 +14,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { SecurityEvents } from '@portcullis/audit';
 import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
 import { type Actor, FieldEncryption } from '@portcullis/core';
-import { Outbox } from '@portcullis/messaging';
+import { type InboxBatchItem, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Payment } from '../payments/payment.entity';
@@ -34,35 +34,52 @@ export class InvoicesService {
     private readonly fields: FieldEncryption,
   ) {}
 
-  /** Opens the invoice of a new order, inside the inbox transaction of the event. */
-  async openFor(tx: EntityManager, order: OrderCreatedEvent): Promise<void> {
+  /**
+   * Opens the invoices of new orders with one insert, inside the inbox transaction of their
+   * events; an order that has an invoice already (e.g. created void by a cancellation that
+   * came first) keeps it. Each invoice opened is recorded in the context of its own event.
+   */
+  async openFor(
+    tx: EntityManager,
+    orders: ReadonlyArray<InboxBatchItem<OrderCreatedEvent>>,
+  ): Promise<void> {
     const opened = await tx
       .createQueryBuilder()
       .insert()
       .into(Invoice)
-      .values({
-        id: randomUUID(),
-        orderId: order.orderId,
-        customerId: order.customerId,
-        amountCents: order.totalCents,
-        currency: order.currency,
-        status: 'open',
-        paymentReference: null,
-        paidAt: null,
-      })
+      .values(
+        orders.map(({ item: order }) => ({
+          id: randomUUID(),
+          orderId: order.orderId,
+          customerId: order.customerId,
+          amountCents: order.totalCents,
+          currency: order.currency,
+          status: 'open' as const,
+          paymentReference: null,
+          paidAt: null,
+        })),
+      )
       .orIgnore()
-      .returning(['id'])
+      .returning('id, order_id')
       .execute();
-    const invoiceId = (opened.raw as Array<{ id: string }>)[0]?.id;
-    if (!invoiceId) return;
-    await this.events.recordIn(tx, {
-      type: 'invoice.opened',
-      outcome: 'allowed',
-      service: 'billing',
-      resourceType: 'invoice',
-      resourceId: invoiceId,
-      details: { orderId: order.orderId, amountCents: order.totalCents },
-    });
+    const invoiceOf = new Map(
+      (opened.raw as Array<{ id: string; order_id: string }>).map((row) => [row.order_id, row.id]),
+    );
+    for (const { item: order, within } of orders) {
+      const invoiceId = invoiceOf.get(order.orderId);
+      if (!invoiceId) continue;
+      invoiceOf.delete(order.orderId);
+      await within(() =>
+        this.events.recordIn(tx, {
+          type: 'invoice.opened',
+          outcome: 'allowed',
+          service: 'billing',
+          resourceType: 'invoice',
+          resourceId: invoiceId,
+          details: { orderId: order.orderId, amountCents: order.totalCents },
+        }),
+      );
+    }
   }
 
   /** Voids an order's invoice unless it is paid; creates it void if it has not arrived yet. */
@@ -113,6 +130,9 @@ export class InvoicesService {
   /**
    * Pays an invoice once. The invoice row is locked for the whole attempt, so concurrent
    * attempts queue; a retry with the same key gets the stored answer and charges nothing.
+   * The customer's `Idempotency-Key` is locked first: one key sent at once for two invoices
+   * would otherwise lock two rows, charge twice, and fail the second insert on the key's
+   * unique constraint after its charge.
    */
   async pay(
     actor: Actor,
@@ -125,6 +145,9 @@ export class InvoicesService {
       .digest('hex');
 
     const { status, body } = await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `portcullis:payment-key:${actor.id}:${idempotencyKey}`,
+      ]);
       const invoice = await tx.findOne(Invoice, {
         where: { id: invoiceId },
         lock: { mode: 'pessimistic_write' },

@@ -7,7 +7,7 @@ import type {
   VoidInvoiceReply,
   VoidInvoiceRequest,
 } from '@portcullis/contracts';
-import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
+import { Inbox, type InboxBatchEffect, type VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { InvoicesService } from './invoices.service';
@@ -18,6 +18,11 @@ import { InvoicesService } from './invoices.service';
  */
 @Controller()
 export class OrderEventsHandler {
+  /** New orders' invoices, opened together for the events applied in one inbox transaction. */
+  private readonly opening: InboxBatchEffect<OrderCreatedEvent> = {
+    run: (tx, orders) => this.invoices.openFor(tx, orders),
+  };
+
   constructor(
     private readonly invoices: InvoicesService,
     private readonly events: SecurityEvents,
@@ -27,7 +32,7 @@ export class OrderEventsHandler {
   @EventPattern('orders.created')
   async onOrderCreated(@Payload() message: VerifiedMessage<OrderCreatedEvent>): Promise<void> {
     if (!this.actsFor(message, message.payload.customerId, false)) return;
-    await this.inbox.once(message, (tx) => this.invoices.openFor(tx, message.payload));
+    await this.inbox.onceWith(message, this.opening, message.payload);
   }
 
   @MessagePattern('billing.invoice.void')

@@ -1,11 +1,9 @@
 import { Controller, Get } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { Repository } from 'typeorm';
 
 import { Public } from '@portcullis/security';
 
-import { Product } from './product.entity';
+import { Catalogue } from './catalogue';
 
 export class ProductView {
   @ApiProperty({ example: 'KEY-001' }) sku!: string;
@@ -17,16 +15,14 @@ export class ProductView {
 @ApiTags('catalogue')
 @Controller('products')
 export class CatalogueController {
-  constructor(
-    @InjectRepository(Product, 'orders') private readonly products: Repository<Product>,
-  ) {}
+  constructor(private readonly catalogue: Catalogue) {}
 
   @Get()
   @Public()
   @ApiOperation({ summary: 'The product catalogue; prices are in minor units' })
   @ApiOkResponse({ type: ProductView, isArray: true })
   async list(): Promise<ProductView[]> {
-    const products = await this.products.find({ where: { active: true }, order: { sku: 'ASC' } });
+    const products = await this.catalogue.active();
     return products.map(({ sku, name, unitPriceCents, currency }) => ({
       sku,
       name,

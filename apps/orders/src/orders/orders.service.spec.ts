@@ -6,6 +6,7 @@ import type { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
 import type { MessageClient, Outbox } from '@portcullis/messaging';
 
+import type { Catalogue } from '../catalogue/catalogue';
 import { OrdersService } from './orders.service';
 
 const ADA = { id: '3f0b2c1e-8d4a-4c1b-9e6f-1a2b3c4d5e6f', roles: ['customer'] };
@@ -13,26 +14,30 @@ const ADA = { id: '3f0b2c1e-8d4a-4c1b-9e6f-1a2b3c4d5e6f', roles: ['customer'] };
 /** A catalogue of the given products; any write fails the test. */
 function catalogue(products: Array<{ sku: string; unitPriceCents: number }>) {
   const transaction = jest.fn(() => Promise.reject(new Error('nothing may be written')));
-  const db = {
-    getRepository: () => ({
-      findBy: () =>
-        Promise.resolve(
-          products.map((p) => ({ ...p, name: p.sku, currency: 'EUR', active: true })),
-        ),
-    }),
-    transaction,
-  };
-  return { db: db as unknown as DataSource, transaction };
+  const db = { transaction } as unknown as DataSource;
+  const active = products.map((p) => ({ ...p, name: p.sku, currency: 'EUR', active: true }));
+  const catalogue = { active: () => Promise.resolve(active) } as unknown as Catalogue;
+  return { db, catalogue, transaction };
 }
 
 describe(OrdersService.name, () => {
   describe('placing an order over the total limit', () => {
     it('refuses it with 422 and writes nothing', async () => {
-      const { db, transaction } = catalogue([
+      const {
+        db,
+        catalogue: products,
+        transaction,
+      } = catalogue([
         { sku: 'VAULT-1', unitPriceCents: 2_000_000_000 },
         { sku: 'VAULT-2', unitPriceCents: 2_000_000_000 },
       ]);
-      const orders = new OrdersService(db, {} as MessageClient, {} as Outbox, {} as SecurityEvents);
+      const orders = new OrdersService(
+        db,
+        {} as MessageClient,
+        {} as Outbox,
+        {} as SecurityEvents,
+        products,
+      );
 
       const placing = orders.place(ADA, {
         items: [

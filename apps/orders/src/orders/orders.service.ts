@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, type EntityManager, In } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
@@ -18,7 +18,7 @@ import type { Actor } from '@portcullis/core';
 import { MessageClient, MessageRequestError, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
-import { Product } from '../catalogue/product.entity';
+import { Catalogue } from '../catalogue/catalogue';
 import { OrderLine } from './order-line.entity';
 import { Order } from './order.entity';
 import type { CreateOrderDto, OrderView } from './order.dto';
@@ -35,24 +35,23 @@ export class OrdersService {
     @Inject(MessageClient) private readonly messages: MessageClient,
     @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
+    @Inject(Catalogue) private readonly catalogue: Catalogue,
   ) {}
 
-  /** Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first. */
+  /**
+   * Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first:
+   * the unique key refuses the second insert, and the order that holds the key is returned
+   * (a first use, the usual case, costs no look-up).
+   */
   async place(actor: Actor, input: CreateOrderDto, idempotencyKey?: string): Promise<OrderView> {
     const requestHash = hashRequest(input);
-    if (idempotencyKey) {
-      const earlier = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
-      if (earlier) return earlier;
-    }
-
     const order = await this.price(actor, input);
     order.idempotencyKey = idempotencyKey ?? null;
     order.requestHash = idempotencyKey ? requestHash : null;
 
     try {
       await this.db.transaction(async (tx) => {
-        await tx.insert(Order, { ...order, lines: undefined });
-        await tx.insert(OrderLine, order.lines);
+        await insertOrder(tx, order);
         await this.outbox.enqueue(tx, 'orders.created', {
           orderId: order.id,
           customerId: order.customerId,
@@ -157,7 +156,8 @@ export class OrdersService {
       ]);
     }
 
-    const products = await this.db.getRepository(Product).findBy({ sku: In(skus), active: true });
+    const wanted = new Set(skus);
+    const products = (await this.catalogue.active()).filter((product) => wanted.has(product.sku));
     const bySku = new Map(products.map((product) => [product.sku, product]));
     const unknown = input.items.flatMap((item, index) =>
       bySku.has(item.sku) ? [] : [`items.${index}.sku is not in the catalogue`],
@@ -255,6 +255,46 @@ export class OrdersService {
       throw error;
     }
   }
+}
+
+/**
+ * The order and its lines in one statement (the lines' foreign key is checked at its end):
+ * one round trip to the database where TypeORM's two inserts took two.
+ */
+async function insertOrder(tx: EntityManager, order: Order): Promise<void> {
+  const lines = order.lines.map((line) => ({
+    line_no: line.lineNo,
+    sku: line.sku,
+    name: line.name,
+    unit_price_cents: line.unitPriceCents,
+    quantity: line.quantity,
+    line_total_cents: line.lineTotalCents,
+  }));
+  await tx.query(
+    `WITH placed AS (
+       INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
+                                  idempotency_key, request_hash, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       RETURNING id)
+     INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
+                                     line_total_cents)
+     SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity, l.line_total_cents
+       FROM placed, jsonb_to_recordset($10::jsonb) AS l(
+         line_no smallint, sku varchar, name varchar, unit_price_cents integer, quantity integer,
+         line_total_cents bigint)`,
+    [
+      order.id,
+      order.customerId,
+      order.status,
+      order.totalCents,
+      order.currency,
+      order.idempotencyKey,
+      order.requestHash,
+      order.createdAt.toISOString(),
+      order.updatedAt.toISOString(),
+      JSON.stringify(lines),
+    ],
+  );
 }
 
 function hashRequest(input: CreateOrderDto): string {

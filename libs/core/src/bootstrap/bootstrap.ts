@@ -19,6 +19,7 @@ import {
   acceptCorrelationId,
 } from '../context/request-context';
 import { answerClientError } from '../http/client-error';
+import { answerRouterError } from '../http/router-error';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
@@ -28,8 +29,21 @@ import { Metrics } from '../metrics/metrics';
 import { formatTraceparent, parseTraceparent, startSpan } from '../tracing/trace-context';
 import { CoreModule } from './core.module';
 
+/** Where Swagger UI is served; the OpenAPI document is at `/<path>-json`. */
+export const SWAGGER_PATH = 'docs';
+
 /** Largest request body accepted, in bytes; larger bodies get 413. */
 export const BODY_LIMIT_BYTES = 100 * 1024;
+
+/**
+ * Time a client has to send a whole request, headers and body, in milliseconds; then 408 and
+ * the connection closes. Fastify's default (0) turns off Node's limit, so a client sending a
+ * body a byte at a time would hold its connection for ever. Node 20 closes such a request at
+ * its headers timeout, and looks for late requests every `connectionsCheckingInterval`, so
+ * all three are set.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+const LATE_REQUEST_CHECK_MS = 5_000;
 
 const UNSUPPORTED_MEDIA_TYPE = { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' };
 
@@ -77,9 +91,18 @@ export async function createHost(
     // listed proxy: then it is the last address that proxy's X-Forwarded-For names.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     logger: false,
+    // A request must arrive whole, headers and body, within REQUEST_TIMEOUT_MS.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: {
+      headersTimeout: REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: LATE_REQUEST_CHECK_MS,
+    },
     // Requests the HTTP parser refuses (an unknown method, oversized headers) get the one
     // error body too, not Fastify's own.
     clientErrorHandler: answerClientError,
+    // So do paths the router refuses before any hook runs (bad percent-encoding, an
+    // over-long path parameter).
+    frameworkErrors: answerRouterError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(HostModule, adapter, {
     bufferLogs: true,
@@ -165,7 +188,8 @@ export async function runHost(definition: HostDefinition): Promise<NestFastifyAp
 /**
  * Runs every request inside its own context: the correlation id, and the trace context (the
  * caller's valid `traceparent` continued with a span of ours, or a new trace), both echoed in
- * response headers. Each finished request is timed into the request duration histogram.
+ * response headers, with `Cache-Control: no-store`. Each finished request is timed into the
+ * request duration histogram.
  */
 function installRequestContext(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -179,6 +203,9 @@ function installRequestContext(fastify: FastifyInstance): void {
     tagRequest(request.raw, { state, route: request.routeOptions.url ?? UNMATCHED_ROUTE });
     void reply.header('x-correlation-id', request.id);
     void reply.header('traceparent', state.traceparent);
+    // Answers carry tokens and personal data: no browser or proxy may keep them (RFC 6749
+    // 5.1 asks this of token responses). A route that may be cached says so itself.
+    void reply.header('cache-control', 'no-store');
     RequestContext.run(state, done);
   });
   fastify.addHook('onResponse', (request, reply, done) => {
@@ -233,8 +260,8 @@ function setUpSwagger(app: NestFastifyApplication, definition: HostDefinition): 
       .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
       .build(),
   );
-  SwaggerModule.setup('docs', app, document, {
-    jsonDocumentUrl: 'docs-json',
+  SwaggerModule.setup(SWAGGER_PATH, app, document, {
+    jsonDocumentUrl: `${SWAGGER_PATH}-json`,
     swaggerOptions: { persistAuthorization: true },
   });
 }

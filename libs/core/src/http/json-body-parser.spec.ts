@@ -1,4 +1,4 @@
-import { MAX_JSON_DEPTH, nestingDepth, parseJsonBody } from './json-body-parser';
+import { MAX_JSON_DEPTH, MAX_JSON_KEYS, nestingDepth, parseJsonBody } from './json-body-parser';
 
 function codeOf(text: string): string {
   try {
@@ -48,6 +48,31 @@ describe(parseJsonBody.name, () => {
     });
   });
 
+  describe('with many keys', () => {
+    const objectWith = (keys: number) =>
+      JSON.stringify(Object.fromEntries(Array.from({ length: keys }, (_, i) => [`k${i}`, i])));
+
+    it('accepts the limit, counted over every object of the body', () => {
+      const half = MAX_JSON_KEYS / 2;
+      const text = JSON.stringify([JSON.parse(objectWith(half)), JSON.parse(objectWith(half))]);
+
+      expect(() => parseJsonBody(text)).not.toThrow();
+    });
+
+    it.each([
+      ['one object', objectWith(MAX_JSON_KEYS + 1)],
+      ['lines of an order', JSON.stringify({ items: Array(600).fill({ sku: 'A', quantity: 1 }) })],
+    ])('refuses one key more, in %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_TOO_MANY_KEYS');
+    });
+
+    it('does not count colons inside strings', () => {
+      const text = JSON.stringify({ note: ':'.repeat(MAX_JSON_KEYS * 2) });
+
+      expect(parseJsonBody(text)).toEqual({ note: ':'.repeat(MAX_JSON_KEYS * 2) });
+    });
+  });
+
   describe('with a forbidden key', () => {
     it.each([
       ['__proto__ at the top', '{"__proto__":{"admin":true}}'],
@@ -57,6 +82,24 @@ describe(parseJsonBody.name, () => {
       ['a plain constructor key', '{"items":[],"constructor":1}'],
     ])('refuses %s', (_, text) => {
       expect(codeOf(text)).toBe('PORTCULLIS_JSON_FORBIDDEN_KEY');
+    });
+  });
+
+  describe('with an unpaired surrogate', () => {
+    it.each([
+      ['a high surrogate in a value', '{"email":"a\\ud800@example.com"}'],
+      ['a low surrogate in a value', '{"email":"a@exa\\udc00mple.com"}'],
+      ['a surrogate at the end of a nested value', '{"items":[{"sku":"KEY\\uDBFF"}]}'],
+      ['two high surrogates in a row', '{"note":"\\ud800\\ud800"}'],
+      ['a surrogate in a key', '{"\\udfff":1}'],
+    ])('refuses %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_LONE_SURROGATE');
+    });
+
+    it('accepts a surrogate pair, escaped or not', () => {
+      expect(parseJsonBody('{"note":"\\ud83d\\ude00 \u{1F600}"}')).toEqual({
+        note: '\u{1F600} \u{1F600}',
+      });
     });
   });
 

@@ -1,8 +1,10 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import {
+  RequestContext,
   buildDataSourceOptions,
   closeEmbeddedDatabases,
   loadConfig,
@@ -13,7 +15,7 @@ import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { VerifiedMessage } from '../envelope';
 import { MAX_DELIVERIES } from './event-stream';
 import { InboxRecord } from './inbox-record.entity';
-import { Inbox } from './inbox';
+import { Inbox, type InboxBatchEffect } from './inbox';
 import { InProcessEventStream } from './in-process-event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
@@ -126,6 +128,91 @@ describe('the outbox and the inbox on a real database', () => {
     expect(await inbox.once(message(id), () => Promise.resolve())).toBe(true);
   });
 
+  it('applies messages that arrive together in one transaction, each in its own context', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const seen: Array<{ id: string; correlationId?: string; transaction: unknown }> = [];
+
+    const applied = await Promise.all(
+      [...ids, ids[0]].map((id, n) =>
+        RequestContext.run({ correlationId: `corr-${n}` }, () =>
+          inbox.once(message(id), (tx) => {
+            seen.push({ id, correlationId: RequestContext.correlationId(), transaction: tx });
+            return Promise.resolve();
+          }),
+        ),
+      ),
+    );
+
+    expect(applied).toEqual([true, true, true, false]);
+    expect(seen.map(({ id, correlationId }) => ({ id, correlationId }))).toEqual(
+      ids.map((id, n) => ({ id, correlationId: `corr-${n}` })),
+    );
+    expect(new Set(seen.map(({ transaction }) => transaction)).size).toBe(1);
+    expect(events.recorded.slice(-1)).toEqual(['replayed']);
+  });
+
+  it('gives a batch effect the items of all new messages at once, each with its context', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const earlier = randomUUID();
+    await inbox.once(message(earlier), () => Promise.resolve());
+    const calls: Array<Array<{ item: number; correlationId?: string }>> = [];
+    const effect: InboxBatchEffect<number> = {
+      run: (_tx, items) => {
+        calls.push(
+          items.map(({ item, within }) => ({
+            item,
+            correlationId: within(() => RequestContext.correlationId()),
+          })),
+        );
+        return Promise.resolve();
+      },
+    };
+
+    const applied = await Promise.all(
+      [randomUUID(), earlier, randomUUID()].map((id, n) =>
+        RequestContext.run({ correlationId: `corr-${n}` }, () =>
+          inbox.onceWith(message(id), effect, n),
+        ),
+      ),
+    );
+
+    expect(applied).toEqual([true, false, true]);
+    expect(calls).toEqual([
+      [
+        { item: 0, correlationId: 'corr-0' },
+        { item: 2, correlationId: 'corr-2' },
+      ],
+    ]);
+  });
+
+  it('applies the others of a batch when one effect fails, and fails only that one', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const [good, bad, other] = [randomUUID(), randomUUID(), randomUUID()];
+    const applied: string[] = [];
+    const apply = (id: string) => () => {
+      if (id === bad) return Promise.reject(new Error('this one fails'));
+      applied.push(id);
+      return Promise.resolve();
+    };
+
+    const outcomes = await Promise.allSettled(
+      [good, bad, other].map((id) => inbox.once(message(id), apply(id))),
+    );
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    expect(
+      await db
+        .getRepository(InboxRecord)
+        .findBy([{ messageId: good }, { messageId: bad }, { messageId: other }]),
+    ).toHaveLength(2);
+    expect(await inbox.once(message(bad), () => Promise.resolve())).toBe(true);
+  });
+
   it('keeps an event only if its transaction commits', async () => {
     const outbox = new Outbox('billing');
     const paid = {
@@ -144,6 +231,63 @@ describe('the outbox and the inbox on a real database', () => {
     ).rejects.toThrow('the change failed');
 
     expect(await db.getRepository(OutboxRecord).count()).toBe(1);
+  });
+
+  const paidEvent = () => ({
+    invoiceId: randomUUID(),
+    orderId: randomUUID(),
+    customerId: randomUUID(),
+    paidAt: new Date().toISOString(),
+  });
+
+  const stored = async (invoiceIds: string[]): Promise<string[]> => {
+    const rows = await db.getRepository(OutboxRecord).find();
+    return rows
+      .map((row) => (row.payload as { invoiceId: string }).invoiceId)
+      .filter((id) => invoiceIds.includes(id))
+      .sort();
+  };
+
+  it('writes all the events of a transaction with one insert, just before it commits', async () => {
+    const outbox = new Outbox('billing');
+    const events = [paidEvent(), paidEvent(), paidEvent()];
+    const runner = db.createQueryRunner();
+    const query = jest.spyOn(runner, 'query');
+    try {
+      await runner.startTransaction();
+      for (const event of events)
+        await outbox.enqueue(runner.manager, 'billing.invoice.paid', event);
+      const insertsBeforeCommit = query.mock.calls.filter(([sql]) => /INSERT/i.test(sql)).length;
+      await runner.commitTransaction();
+
+      expect(insertsBeforeCommit).toBe(0);
+      expect(query.mock.calls.filter(([sql]) => /INSERT/i.test(sql))).toHaveLength(1);
+    } finally {
+      await runner.release();
+    }
+    expect(await stored(events.map((e) => e.invoiceId))).toEqual(
+      events.map((e) => e.invoiceId).sort(),
+    );
+  });
+
+  it('drops the events of a savepoint rolled back, and keeps those around it', async () => {
+    const outbox = new Outbox('billing');
+    const [before, inside, after] = [paidEvent(), paidEvent(), paidEvent()];
+    const runner = db.createQueryRunner();
+    try {
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', before);
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', inside);
+      await runner.rollbackTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', after);
+      await runner.commitTransaction();
+    } finally {
+      await runner.release();
+    }
+
+    const ids = [before, inside, after].map((e) => e.invoiceId);
+    expect(await stored(ids)).toEqual([before.invoiceId, after.invoiceId].sort());
   });
 
   it('refuses to record an event this service may not publish', async () => {

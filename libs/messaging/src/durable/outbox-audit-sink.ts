@@ -1,15 +1,16 @@
 import type { DataSource, EntityManager } from 'typeorm';
 
 import type { AuditRecord, AuditSink } from '@portcullis/audit';
-import type { AuditRecordedEvent } from '@portcullis/contracts';
+import type { AuditRecordPayload } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
 
 import type { Outbox } from './outbox';
 
 /**
- * Sends a service's audit records through its outbox as `<service>.audit.recorded` events,
- * the record id as the message id: they reach the collector when the bus is back, however
- * long it was down, and a repeat is appended once.
+ * Sends a service's audit records through its outbox, one row per record (the record id as
+ * the row id), of type `<service>.audit.recorded`. The relay publishes the rows it finds
+ * together as one message; they reach the collector when the bus is back, however long it
+ * was down, and a repeat is appended once.
  */
 export class OutboxAuditSink implements AuditSink {
   constructor(
@@ -25,7 +26,7 @@ export class OutboxAuditSink implements AuditSink {
   writeIn(transaction: unknown, records: readonly AuditRecord[]): Promise<void> {
     const items = records.map((record) => ({
       id: record.id,
-      payload: record as AuditRecordedEvent,
+      payload: record as AuditRecordPayload,
       correlationId: record.correlationId,
     }));
     return this.outbox.enqueueAll(

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 
+import { AUDIT_BATCH_LIMITS, auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
 import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 
 import type { EnvelopeCodec } from '../envelope-codec';
@@ -8,7 +10,8 @@ import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
 import { OUTBOX_WRITTEN } from './outbox';
 
-const BATCH = 100;
+/** Rows claimed at once: one audit message can carry this many records. */
+const BATCH = AUDIT_BATCH_LIMITS.records;
 const POLL_MS = 500;
 const CLAIM_SECONDS = 30;
 const RETRY_AFTER_FAILURE_SECONDS = 2;
@@ -23,12 +26,25 @@ interface ClaimedRow {
   created_at: Date;
 }
 
+/** One message to publish, and the outbox rows it carries. */
+interface Outgoing {
+  readonly type: string;
+  readonly id: string;
+  readonly data: Uint8Array;
+  readonly rows: readonly string[];
+}
+
 /**
  * Moves a service's outbox to the event stream. Rows are claimed for a while (so several
  * instances share the work without sending one row twice), sealed with their own id as the
  * message id, published outside any transaction, and marked published once the stream has
  * them. A crash in between leaves the row to be relayed again: the stream's duplicate window
  * and the consumers' inboxes drop the repeat.
+ *
+ * Audit records are the exception: the records claimed together leave as one
+ * `<service>.audit.recorded` message carrying them in the order of their transactions (bounded by
+ * {@link AUDIT_BATCH_LIMITS}), its id derived from their ids; the collector appends each
+ * record once, by its own id.
  */
 export class OutboxRelay implements EntitySubscriberInterface {
   private readonly logger = new Logger(OutboxRelay.name);
@@ -117,22 +133,16 @@ export class OutboxRelay implements EntitySubscriberInterface {
     if (rows.length === 0) return 0;
     rows.sort((a, b) => new Date(a.created_at).getTime() - new Date(b.created_at).getTime());
 
+    const outgoing = this.seal(rows);
     const stream = await this.stream();
     const results = await Promise.allSettled(
-      rows.map((row) => {
-        const data = this.codec.seal(this.service, 'event', row.type, row.payload, {
-          id: row.id,
-          correlationId: row.correlation_id,
-          actor: row.actor ?? undefined,
-          traceparent: sendableTraceparent(row.traceparent ?? undefined),
-          ttlMs: DURABLE_EVENT_TTL_MS,
-        });
-        return stream.publish(row.type, row.id, data);
-      }),
+      outgoing.map((message) => stream.publish(message.type, message.id, message.data)),
     );
 
-    const published = rows.filter((_, i) => results[i].status === 'fulfilled').map((r) => r.id);
-    const failed = rows.filter((_, i) => results[i].status === 'rejected').map((r) => r.id);
+    const rowsWhere = (status: PromiseSettledResult<void>['status']): string[] =>
+      outgoing.flatMap((message, i) => (results[i].status === status ? message.rows : []));
+    const published = rowsWhere('fulfilled');
+    const failed = rowsWhere('rejected');
     if (published.length > 0) {
       await this.db.query(
         `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
@@ -148,4 +158,68 @@ export class OutboxRelay implements EntitySubscriberInterface {
     }
     return rows.length;
   }
+
+  /** Each event row as its own message; the audit records as few messages as the bounds allow. */
+  private seal(rows: readonly ClaimedRow[]): Outgoing[] {
+    const outgoing: Outgoing[] = [];
+    const audit: ClaimedRow[] = [];
+    for (const row of rows) {
+      if (isAuditEventType(row.type)) {
+        audit.push(row);
+        continue;
+      }
+      const data = this.codec.seal(this.service, 'event', row.type, row.payload, {
+        id: row.id,
+        correlationId: row.correlation_id,
+        actor: row.actor ?? undefined,
+        traceparent: sendableTraceparent(row.traceparent ?? undefined),
+        ttlMs: DURABLE_EVENT_TTL_MS,
+      });
+      outgoing.push({ type: row.type, id: row.id, data, rows: [row.id] });
+    }
+    for (const batch of auditBatches(audit)) {
+      const ids = batch.map((row) => row.id);
+      const id = auditBatchMessageId(ids);
+      // Each record keeps its own correlation id and trace context; the batch has neither.
+      const data = this.codec.seal(
+        this.service,
+        'event',
+        batch[0].type,
+        { records: batch.map((row) => row.payload) },
+        { id, correlationId: randomUUID(), ttlMs: DURABLE_EVENT_TTL_MS },
+      );
+      outgoing.push({ type: batch[0].type, id, data, rows: ids });
+    }
+    return outgoing;
+  }
+}
+
+/**
+ * Audit rows cut into batches of one type each, in order, within {@link AUDIT_BATCH_LIMITS}:
+ * a record that alone exceeds the byte bound still travels, on its own.
+ */
+export function auditBatches<T extends { type: string; payload: unknown }>(
+  rows: readonly T[],
+): T[][] {
+  const batches: T[][] = [];
+  const open = new Map<string, { rows: T[]; bytes: number }>();
+  for (const row of rows) {
+    const bytes = Buffer.byteLength(JSON.stringify(row.payload)) + 1;
+    let batch = open.get(row.type);
+    if (
+      batch &&
+      (batch.rows.length >= AUDIT_BATCH_LIMITS.records ||
+        batch.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
+    ) {
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = { rows: [], bytes: 0 };
+      open.set(row.type, batch);
+      batches.push(batch.rows);
+    }
+    batch.rows.push(row);
+    batch.bytes += bytes;
+  }
+  return batches;
 }

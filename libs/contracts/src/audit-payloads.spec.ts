@@ -1,0 +1,28 @@
+import { randomUUID } from 'node:crypto';
+
+import { auditBatchMessageId } from './audit-payloads';
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe(auditBatchMessageId.name, () => {
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+
+  it('is a UUID that envelopes accept', () => {
+    expect(auditBatchMessageId(ids)).toMatch(UUID_V4);
+  });
+
+  it('is the same for the same records', () => {
+    expect(auditBatchMessageId([...ids])).toBe(auditBatchMessageId(ids));
+  });
+
+  it('differs for other records, fewer records, or the same records in another order', () => {
+    const others = [
+      auditBatchMessageId([randomUUID(), ...ids.slice(1)]),
+      auditBatchMessageId(ids.slice(0, 2)),
+      auditBatchMessageId([...ids].reverse()),
+      ids[0],
+    ];
+
+    expect(new Set([auditBatchMessageId(ids), ...others]).size).toBe(5);
+  });
+});

@@ -1,0 +1,253 @@
+import { describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+
+import { type AuditRecord, buildAuditRecord } from '@portcullis/audit';
+import {
+  AUDIT_BATCH_LIMITS,
+  AuditRecordPayload,
+  AuditRecordedEvent,
+  auditBatchMessageId,
+} from '@portcullis/contracts';
+import {
+  buildDataSourceOptions,
+  closeEmbeddedDatabases,
+  loadConfig,
+  openServiceDataSource,
+} from '@portcullis/core';
+
+import { EnvelopeFixture } from '../../../../jest/signed-envelopes';
+import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import type { EventStream } from './event-stream';
+import { messagingTablesMigration } from './messaging-tables.migration';
+import { outboxTraceContextMigration } from './outbox-trace-context.migration';
+import { Outbox } from './outbox';
+import { OutboxAuditSink } from './outbox-audit-sink';
+import { OutboxRecord } from './outbox-record.entity';
+import { OutboxRelay, auditBatches } from './outbox-relay';
+
+interface Published {
+  readonly type: string;
+  readonly id: string;
+  readonly data: Uint8Array;
+}
+
+/** A stream that keeps what is published, refusing it while `down` is set. */
+class CapturingStream implements EventStream {
+  readonly published: Published[] = [];
+  readonly attempted: string[] = [];
+  down = false;
+
+  publish(type: string, id: string, data: Uint8Array): Promise<void> {
+    this.attempted.push(id);
+    if (this.down) return Promise.reject(new Error('stream unavailable'));
+    this.published.push({ type, id, data });
+    return Promise.resolve();
+  }
+  consume(): Promise<void> {
+    return Promise.resolve();
+  }
+  deadLetter(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const record = (n: number, reason?: string): AuditRecord =>
+  buildAuditRecord(
+    {
+      type: 'http.request',
+      outcome: 'allowed',
+      reason,
+      details: { method: 'POST', route: '/orders', n },
+    },
+    'orders',
+    { correlationId: `corr-${n}` },
+  );
+
+const row = (type: string, bytes: number) => ({ type, payload: { text: 'x'.repeat(bytes) } });
+
+describe(auditBatches.name, () => {
+  it(`puts at most ${AUDIT_BATCH_LIMITS.records} records in a batch, in order`, () => {
+    const rows = Array.from({ length: 1_201 }, (_, n) => ({ type: 'orders.audit.recorded', n }));
+
+    const batches = auditBatches(rows.map((r) => ({ ...r, payload: { n: r.n } })));
+
+    expect(batches.map((batch) => batch.length)).toEqual([500, 500, 201]);
+    expect(batches.flat().map((r) => r.n)).toEqual(rows.map((r) => r.n));
+  });
+
+  it('starts a new batch before the records would pass the byte bound', () => {
+    const rows = Array.from({ length: 5 }, () => row('orders.audit.recorded', 100_000));
+
+    expect(auditBatches(rows).map((batch) => batch.length)).toEqual([2, 2, 1]);
+  });
+
+  it('still sends a record larger than the bound, alone', () => {
+    const rows = [
+      row('orders.audit.recorded', 10),
+      row('orders.audit.recorded', 300_000),
+      row('orders.audit.recorded', 10),
+    ];
+
+    expect(auditBatches(rows).map((batch) => batch.length)).toEqual([1, 1, 1]);
+  });
+
+  it('never mixes two types in one batch', () => {
+    const rows = [row('orders.audit.recorded', 1), row('auth.audit.recorded', 1)];
+
+    expect(auditBatches(rows).map((batch) => batch.map((r) => r.type))).toEqual([
+      ['orders.audit.recorded'],
+      ['auth.audit.recorded'],
+    ]);
+  });
+});
+
+describe(`${OutboxRelay.name} on a real database`, () => {
+  let directory: string;
+  let db: DataSource;
+  let fixture: EnvelopeFixture;
+
+  beforeAll(async () => {
+    directory = createTempDir('relay');
+    fixture = EnvelopeFixture.create();
+    const config = loadConfig({ DATA_DIR: directory });
+    db = await openServiceDataSource(
+      buildDataSourceOptions(config, {
+        service: 'orders',
+        entities: [OutboxRecord],
+        migrations: [messagingTablesMigration('orders'), outboxTraceContextMigration('orders')],
+      }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.destroy();
+    await closeEmbeddedDatabases();
+    fixture?.remove();
+    removeTempDir(directory);
+  });
+
+  beforeEach(async () => {
+    await db.query('DELETE FROM orders.outbox');
+  });
+
+  /** Relays everything pending through `stream`, then stops the relay. */
+  async function relay(stream: EventStream): Promise<ReturnType<EnvelopeFixture['codec']>> {
+    const codec = fixture.codec();
+    const relay = new OutboxRelay('orders', db, codec.codec, () => Promise.resolve(stream));
+    relay.nudge();
+    await relay.stop();
+    return codec;
+  }
+
+  const pending = async (): Promise<number> =>
+    (
+      await db.query<Array<{ n: number }>>(
+        'SELECT count(*)::int AS n FROM orders.outbox WHERE published_at IS NULL',
+      )
+    )[0].n;
+
+  it('sends the audit records found together as one signed message, and other events alone', async () => {
+    const sink = new OutboxAuditSink('orders', db, new Outbox('orders'));
+    const records = Array.from({ length: 7 }, (_, n) => record(n));
+    const order = {
+      orderId: randomUUID(),
+      customerId: randomUUID(),
+      totalCents: 100,
+      currency: 'EUR',
+    };
+    await db.transaction(async (tx) => {
+      await new Outbox('orders').enqueue(tx, 'orders.created', order);
+      await sink.writeIn(tx, records.slice(0, 3));
+    });
+    await sink.write(records.slice(3));
+    const stream = new CapturingStream();
+
+    const { codec } = await relay(stream);
+
+    expect(stream.published.map((message) => message.type).sort()).toEqual([
+      'orders.audit.recorded',
+      'orders.created',
+    ]);
+    const batch = stream.published.find((message) => message.type === 'orders.audit.recorded')!;
+    const opened = codec.open(batch.data, {
+      subject: 'orders.audit.recorded',
+      kinds: ['event'],
+      redeliverable: true,
+    });
+    expect(opened.payload).toBeInstanceOf(AuditRecordedEvent);
+    const sent = (opened.payload as AuditRecordedEvent).records;
+    // In the order of their transactions (records of one transaction share its time).
+    const byId = (a: { id: string }, b: { id: string }): number => a.id.localeCompare(b.id);
+    const plain = (list: readonly object[]): unknown => JSON.parse(JSON.stringify(list));
+    expect(plain([...sent.slice(0, 3)].sort(byId))).toEqual(plain(records.slice(0, 3).sort(byId)));
+    expect(plain([...sent.slice(3)].sort(byId))).toEqual(plain(records.slice(3).sort(byId)));
+    expect(opened.id).toBe(auditBatchMessageId(sent.map((r) => r.id)));
+    expect(batch.id).toBe(opened.id);
+    expect(await pending()).toBe(0);
+  });
+
+  it('leaves every record of a batch the stream refused to be relayed again, as the same message', async () => {
+    const sink = new OutboxAuditSink('orders', db, new Outbox('orders'));
+    await sink.write([record(1), record(2)]);
+    const stream = new CapturingStream();
+    stream.down = true;
+
+    await relay(stream);
+    expect(await pending()).toBe(2);
+
+    await db.query('UPDATE orders.outbox SET claimed_until = NULL');
+    stream.down = false;
+    await relay(stream);
+
+    expect(await pending()).toBe(0);
+    expect(stream.published).toHaveLength(1);
+    expect(stream.attempted).toEqual([stream.published[0].id, stream.published[0].id]);
+  });
+});
+
+describe('an audit message opened by its receiver', () => {
+  let fixture: EnvelopeFixture;
+
+  beforeAll(() => {
+    fixture = EnvelopeFixture.create();
+  });
+
+  afterAll(() => {
+    fixture.remove();
+  });
+
+  it('in the earlier form, one record as the payload, is still accepted', () => {
+    const { codec } = fixture.codec();
+    const single = record(1);
+    const wire = codec.seal('orders', 'event', 'orders.audit.recorded', single, {
+      id: single.id,
+      correlationId: single.correlationId,
+    });
+
+    const opened = codec.open(wire, { subject: 'orders.audit.recorded', kinds: ['event'] });
+
+    expect(opened.payload).toBeInstanceOf(AuditRecordPayload);
+    expect((opened.payload as AuditRecordPayload).id).toBe(single.id);
+  });
+
+  it.each([
+    ['no record', { records: [] }],
+    ['too many records', { records: Array.from({ length: 501 }, (_, n) => record(n)) }],
+    ['a record that fails validation', { records: [{ ...record(1), outcome: 'maybe' }] }],
+    ['a record and a batch at once', { ...record(1), records: [record(2)] }],
+  ])('is refused with %s', (_name, payload) => {
+    const { codec, events } = fixture.codec();
+    const wire = codec.seal('orders', 'event', 'orders.audit.recorded', payload, {
+      correlationId: 'c-1',
+    });
+
+    expect(() =>
+      codec.open(wire, { subject: 'orders.audit.recorded', kinds: ['event'] }),
+    ).toThrow();
+    expect(events.recorded).toEqual([expect.objectContaining({ reason: 'invalid_payload' })]);
+  });
+});
