@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -15,15 +15,25 @@ require('reflect-metadata');
 const { connect } = require('@nats-io/transport-node');
 const { jetstream, jetstreamManager, AckPolicy } = require('@nats-io/jetstream');
 const { SecretFiles, ensureDevelopmentSecrets } = require('../dist/libs/crypto/src/index.js');
-const { EnvelopeCodec, KeyRing } = require('../dist/libs/messaging/src/index.js');
+const {
+  EnvelopeCodec,
+  KeyRing,
+  ReplayGuard,
+  SignatureVerifierPool,
+} = require('../dist/libs/messaging/src/index.js');
+const { defaultVerifyWorkers } = require('../dist/libs/core/src/index.js');
 
 const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const CRYPTO_RUNS = 9;
-const NATS_RUNS = 3;
+const NATS_RUNS = 5;
 const CRYPTO_ITERATIONS = 2_000;
 const REQUESTS = 3_000;
 const IN_FLIGHT = 64;
 const EVENTS = 3_000;
+/** Deliveries a consumer handles at once, as the apps' shared-event consumers do. */
+const CONSUMER_CONCURRENCY = 16;
+/** Verification workers, as an app would start them (MESSAGE_VERIFY_WORKERS). */
+const VERIFY_WORKERS = Number(process.env.BENCH_VERIFY_WORKERS ?? defaultVerifyWorkers());
 
 const payload = {
   orderId: randomUUID(),
@@ -38,48 +48,62 @@ const secrets = mkdtempSync(join(tmpdir(), 'portcullis-bench-messaging-'));
 ensureDevelopmentSecrets(secrets, ['auth', 'orders', 'billing']);
 const ring = KeyRing.load(new SecretFiles(secrets), ['auth', 'orders', 'billing']);
 const quiet = { record: () => undefined };
-const codec = () => new EnvelopeCodec(ring, 60_000, quiet);
+const pool = new SignatureVerifierPool(VERIFY_WORKERS);
+/** A codec like the apps': opened messages are verified by the pool (openAsync). */
+const codec = () => new EnvelopeCodec(ring, 60_000, quiet, new ReplayGuard(), Date.now, pool);
 
-/** CPU time of this process per call, in µs: other load on the machine distorts it less. */
+/**
+ * CPU time of this process in µs: every thread of it, the verification workers included
+ * (process.cpuUsage is the process's rusage). Other load on the machine distorts it less than
+ * wall time.
+ */
 function cpuMicros() {
   const { user, system } = process.cpuUsage();
   return user + system;
 }
 
-// 1. Crypto per message: bare sign + verify of the same bytes, against seal + open. The two
-// alternate every 250 calls within a run, and the ratio is the median of the runs' ratios.
+// 1. Crypto per message: bare sign + verify, against seal + open on one thread (the codec's
+// own cost) and against seal + openAsync through the worker pool, 250 messages in flight
+// (what the pool adds: batching, copies, messages between threads). The three alternate
+// every 250 calls within a run, and each ratio is the median of the runs' ratios.
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const body = Buffer.from(JSON.stringify({ v: 1, id: randomUUID(), payload, actor }));
 const bare = () => verify(null, body, publicKey, sign(null, body, privateKey));
 const envelopes = codec();
-const sealAndOpen = () => {
-  const wire = envelopes.seal('orders', 'event', 'orders.created', payload, {
+const opening = { subject: 'orders.created', kinds: ['event'], redeliverable: true };
+const sealOne = () =>
+  envelopes.seal('orders', 'event', 'orders.created', payload, {
     correlationId: 'bench',
     actor,
     traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   });
-  envelopes.open(wire, { subject: 'orders.created', kinds: ['event'], redeliverable: true });
-};
-function cryptoRun() {
+async function cryptoRun() {
   let floorMicros = 0;
   let fullMicros = 0;
+  let pooledMicros = 0;
   for (let done = 0; done < CRYPTO_ITERATIONS; done += 250) {
     let started = cpuMicros();
     for (let i = 0; i < 250; i += 1) bare();
     floorMicros += cpuMicros() - started;
     started = cpuMicros();
-    for (let i = 0; i < 250; i += 1) sealAndOpen();
+    for (let i = 0; i < 250; i += 1) envelopes.open(sealOne(), opening);
     fullMicros += cpuMicros() - started;
+    started = cpuMicros();
+    const sealed = Array.from({ length: 250 }, sealOne);
+    await Promise.all(sealed.map((wire) => envelopes.openAsync(wire, opening)));
+    pooledMicros += cpuMicros() - started;
   }
-  return [floorMicros / CRYPTO_ITERATIONS, fullMicros / CRYPTO_ITERATIONS];
+  return [floorMicros, fullMicros, pooledMicros].map((micros) => micros / CRYPTO_ITERATIONS);
 }
-cryptoRun();
-const crypto = { floor: [], full: [], ratio: [] };
+await cryptoRun();
+const crypto = { floor: [], full: [], ratio: [], pooled: [], pooledRatio: [] };
 for (let run = 0; run < CRYPTO_RUNS; run += 1) {
-  const [floorRun, fullRun] = cryptoRun();
+  const [floorRun, fullRun, pooledRun] = await cryptoRun();
   crypto.floor.push(floorRun);
   crypto.full.push(fullRun);
   crypto.ratio.push(fullRun / floorRun);
+  crypto.pooled.push(pooledRun);
+  crypto.pooledRatio.push(pooledRun / floorRun);
 }
 
 // 2. Request/reply over core NATS, 64 in flight: plain JSON against signed envelopes.
@@ -89,9 +113,9 @@ async function requestReply(signed) {
   const responder = codec();
   const requester = codec();
   const sub = nc.subscribe(subject, {
-    callback: (_error, message) => {
+    callback: async (_error, message) => {
       if (!signed) return message.respond(message.data);
-      const request = responder.open(message.data, {
+      const request = await responder.openAsync(message.data, {
         subject: 'billing.invoice.void',
         kinds: ['request'],
       });
@@ -112,26 +136,29 @@ async function requestReply(signed) {
   const voidRequest = { ...payload };
   let sent = 0;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (sent < REQUESTS) {
-        sent += 1;
-        if (!signed) {
-          await nc.request(subject, Buffer.from(JSON.stringify(voidRequest)), { timeout: 5000 });
-          continue;
+  try {
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (sent < REQUESTS) {
+          sent += 1;
+          if (!signed) {
+            await nc.request(subject, Buffer.from(JSON.stringify(voidRequest)), { timeout: 5000 });
+            continue;
+          }
+          const rid = randomUUID();
+          const wire = requester.seal('orders', 'request', 'billing.invoice.void', voidRequest, {
+            rid,
+            correlationId: 'bench',
+            actor,
+          });
+          const reply = await nc.request(subject, wire, { timeout: 5000 });
+          await requester.openAsync(reply.data, { kinds: ['reply'] });
         }
-        const rid = randomUUID();
-        const wire = requester.seal('orders', 'request', 'billing.invoice.void', voidRequest, {
-          rid,
-          correlationId: 'bench',
-          actor,
-        });
-        const reply = await nc.request(subject, wire, { timeout: 5000 });
-        requester.open(reply.data, { kinds: ['reply'] });
-      }
-    }),
-  );
-  sub.unsubscribe();
+      }),
+    );
+  } finally {
+    sub.unsubscribe();
+  }
   return REQUESTS / ((performance.now() - started) / 1000);
 }
 
@@ -142,49 +169,61 @@ async function events(signed) {
   const stream = `BENCH_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   const subject = `bench.${stream}`;
   await jsm.streams.add({ name: stream, subjects: [subject] });
-  await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit });
   const publisher = codec();
   const consumer = codec();
-  const started = performance.now();
-  const publishing = (async () => {
-    for (let i = 0; i < EVENTS; i += 64) {
-      await Promise.all(
-        Array.from({ length: Math.min(64, EVENTS - i) }, () => {
-          const id = randomUUID();
-          const data = signed
-            ? publisher.seal('orders', 'event', 'orders.created', payload, {
-                id,
-                correlationId: 'bench',
-                actor,
-              })
-            : Buffer.from(JSON.stringify({ id, payload }));
-          return js.publish(subject, data, { msgID: id });
-        }),
-      );
+  try {
+    await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit });
+    const started = performance.now();
+    const publishing = (async () => {
+      for (let i = 0; i < EVENTS; i += 64) {
+        await Promise.all(
+          Array.from({ length: Math.min(64, EVENTS - i) }, () => {
+            const id = randomUUID();
+            const data = signed
+              ? publisher.seal('orders', 'event', 'orders.created', payload, {
+                  id,
+                  correlationId: 'bench',
+                  actor,
+                })
+              : Buffer.from(JSON.stringify({ id, payload }));
+            return js.publish(subject, data, { msgID: id });
+          }),
+        );
+      }
+    })();
+    // As the apps consume shared events: up to CONSUMER_CONCURRENCY deliveries at once, each
+    // opened (verified by the pool when signed), then acknowledged.
+    const handle = async (message) => {
+      if (signed) {
+        await consumer.openAsync(message.data, {
+          subject: 'orders.created',
+          kinds: ['event'],
+          redeliverable: true,
+        });
+      } else {
+        JSON.parse(Buffer.from(message.data).toString('utf8'));
+      }
+      message.ack();
+    };
+    const messages = await (await js.consumers.get(stream, 'c')).consume({ max_messages: 256 });
+    const inFlight = new Set();
+    let received = 0;
+    for await (const message of messages) {
+      const handled = handle(message);
+      inFlight.add(handled);
+      void handled.finally(() => inFlight.delete(handled));
+      received += 1;
+      if (received === EVENTS) break;
+      if (inFlight.size >= CONSUMER_CONCURRENCY) await Promise.race(inFlight);
     }
-  })();
-  const messages = await (await js.consumers.get(stream, 'c')).consume({ max_messages: 256 });
-  let received = 0;
-  for await (const message of messages) {
-    if (signed) {
-      consumer.open(message.data, {
-        subject: 'orders.created',
-        kinds: ['event'],
-        redeliverable: true,
-      });
-    } else {
-      JSON.parse(Buffer.from(message.data).toString('utf8'));
-    }
-    message.ack();
-    received += 1;
-    if (received === EVENTS) break;
+    await Promise.all([...inFlight, publishing]);
+    return EVENTS / ((performance.now() - started) / 1000);
+  } finally {
+    await jsm.streams.delete(stream);
   }
-  await publishing;
-  const rate = EVENTS / ((performance.now() - started) / 1000);
-  await jsm.streams.delete(stream);
-  return rate;
 }
 
+const loadBefore = loadavg()[0];
 const rr = { plain: [], signed: [], ratio: [] };
 const ev = { plain: [], signed: [], ratio: [] };
 for (let run = 0; run < NATS_RUNS; run += 1) {
@@ -200,6 +239,7 @@ for (let run = 0; run < NATS_RUNS; run += 1) {
   ev.ratio.push(evSigned / evPlain);
 }
 await nc.close();
+await pool.close();
 rmSync(secrets, { recursive: true, force: true });
 
 const range = (values) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
@@ -211,6 +251,13 @@ const rows = [
     fixed(median(crypto.full), 1),
     crypto.ratio,
     'at most 1.10x',
+  ],
+  [
+    `per message: seal + open through ${VERIFY_WORKERS} verification worker(s), all threads (µs CPU)`,
+    fixed(median(crypto.floor), 1),
+    fixed(median(crypto.pooled), 1),
+    crypto.pooledRatio,
+    '-',
   ],
   [
     'JetStream events, publish + consume + ack (per s)',
@@ -227,6 +274,10 @@ const rows = [
     '-',
   ],
 ];
+console.log(
+  `Load average (1 min) ${loadBefore.toFixed(2)} before the NATS runs, ${loadavg()[0].toFixed(2)} after; ` +
+    `${VERIFY_WORKERS} verification worker(s) (BENCH_VERIFY_WORKERS).\n`,
+);
 console.log(
   `| measure (medians: crypto ${CRYPTO_RUNS} runs, NATS ${NATS_RUNS} runs) | unsigned or floor | signed | signed vs unsigned (range) | target |`,
 );

@@ -10,6 +10,7 @@ import {
   type OpenOptions,
   type RefusalReason,
   ReplayGuard,
+  type SignatureVerifier,
 } from '@portcullis/messaging';
 
 import { createTempDir, removeTempDir } from './temp-dir';
@@ -54,10 +55,18 @@ export class EnvelopeFixture {
     removeTempDir(this.directory);
   }
 
-  codec(ttlMs = TTL_MS): CodecUnderTest {
+  /** A codec over the ring; `signatures` checks signatures (on this thread when absent). */
+  codec(ttlMs = TTL_MS, signatures?: SignatureVerifier): CodecUnderTest {
     const clock = { now: T0 };
     const events = new RecordingSecurityEvents();
-    const codec = new EnvelopeCodec(this.ring, ttlMs, events, new ReplayGuard(), () => clock.now);
+    const codec = new EnvelopeCodec(
+      this.ring,
+      ttlMs,
+      events,
+      new ReplayGuard(),
+      () => clock.now,
+      signatures,
+    );
     return { codec, events, clock };
   }
 

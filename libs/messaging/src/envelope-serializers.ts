@@ -49,10 +49,10 @@ export class ProducerEnvelopeSerializer implements ProducerSerializer, ProducerD
     return { data, headers: undefined };
   }
 
-  /** Never throws: a refused reply becomes an error for the waiting caller. */
-  deserialize(message: WireMessage): IncomingResponse {
+  /** Never rejects: a refused reply becomes an error for the waiting caller. */
+  async deserialize(message: WireMessage): Promise<IncomingResponse> {
     try {
-      const reply = this.codec.open(message.data, { kinds: ['reply'] });
+      const reply = await this.codec.openAsync(message.data, { kinds: ['reply'] });
       const body = reply.payload as Omit<IncomingResponse, 'id'>;
       return {
         id: reply.requestId ?? '',
@@ -83,8 +83,8 @@ export class ConsumerEnvelopeSerializer implements ConsumerSerializer, ConsumerD
     private readonly hosted: readonly ServiceName[],
   ) {}
 
-  deserialize(message: WireMessage): IncomingRequest | IncomingEvent {
-    const verified = this.codec.open(message.data, {
+  async deserialize(message: WireMessage): Promise<IncomingRequest | IncomingEvent> {
+    const verified = await this.codec.openAsync(message.data, {
       subject: message.subject,
       kinds: ['request'],
     });

@@ -7,6 +7,8 @@ export * from './message-client';
 export * from './messaging.module';
 export * from './payload-validators';
 export * from './replay-guard';
+export * from './signature-verifier';
+export * from './signature-verifier-pool';
 export * from './trace-context';
 export * from './transports';
 export * from './durable/event-stream';

@@ -33,7 +33,9 @@ import { OutboxRelay } from './durable/outbox-relay';
 import { EnvelopeCodec } from './envelope-codec';
 import { ConsumerEnvelopeSerializer, ProducerEnvelopeSerializer } from './envelope-serializers';
 import { KeyRing } from './key-ring';
+import { SignatureVerifierPool } from './signature-verifier-pool';
 import { type BusProxy, MessageClient } from './message-client';
+import { ReplayGuard } from './replay-guard';
 import { InProcessClient, InProcessServer, SignedNatsServer } from './transports';
 
 function natsConnectionOptions(config: AppConfig, name: string): Record<string, unknown> {
@@ -65,10 +67,28 @@ export class MessagingModule {
           },
         },
         {
+          // Stopped with the application (its onApplicationShutdown).
+          provide: SignatureVerifierPool,
+          inject: [APP_CONFIG],
+          useFactory: (config: AppConfig) => new SignatureVerifierPool(config.messageVerifyWorkers),
+        },
+        {
           provide: EnvelopeCodec,
-          inject: [KeyRing, APP_CONFIG, SecurityEvents],
-          useFactory: (keys: KeyRing, config: AppConfig, events: SecurityEvents) =>
-            new EnvelopeCodec(keys, config.messageTtlSeconds * 1000, events),
+          inject: [KeyRing, APP_CONFIG, SecurityEvents, SignatureVerifierPool],
+          useFactory: (
+            keys: KeyRing,
+            config: AppConfig,
+            events: SecurityEvents,
+            signatures: SignatureVerifierPool,
+          ) =>
+            new EnvelopeCodec(
+              keys,
+              config.messageTtlSeconds * 1000,
+              events,
+              new ReplayGuard(),
+              Date.now,
+              signatures,
+            ),
         },
         {
           provide: TRANSPORT_SERVER,

@@ -170,7 +170,7 @@ export class SignedNatsServer extends ServerNats {
     return RequestContext.run({ correlationId: acceptCorrelationId(undefined) }, async () => {
       let message;
       try {
-        message = this.durable.codec.open(delivery.data, {
+        message = await this.durable.codec.openAsync(delivery.data, {
           subject: type,
           kinds: ['event'],
           redeliverable: true,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 
-import { type AppConfig, ConfigError, loadConfig } from './app-config';
+import { type AppConfig, ConfigError, defaultVerifyWorkers, loadConfig } from './app-config';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -149,6 +150,23 @@ describe(loadConfig.name, () => {
     it('accepts ACCESS_TOKEN_TTL_SECONDS at its limits', () => {
       expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '900' }).accessTokenTtlSeconds).toBe(900);
       expect(loadConfig({ ACCESS_TOKEN_TTL_SECONDS: '30' }).accessTokenTtlSeconds).toBe(30);
+    });
+  });
+
+  describe('with MESSAGE_VERIFY_WORKERS', () => {
+    it('starts one worker fewer than the cores by default, at most 4', () => {
+      const expected = Math.min(4, availableParallelism() - 1);
+
+      expect(loadConfig({}).messageVerifyWorkers).toBe(expected);
+      expect(defaultVerifyWorkers()).toBe(expected);
+    });
+
+    it('takes 0 (verify on the event loop) up to 16', () => {
+      expect(loadConfig({ MESSAGE_VERIFY_WORKERS: '0' }).messageVerifyWorkers).toBe(0);
+      expect(loadConfig({ MESSAGE_VERIFY_WORKERS: '16' }).messageVerifyWorkers).toBe(16);
+      expect(problemsOf({ MESSAGE_VERIFY_WORKERS: '17' })).toEqual([
+        'MESSAGE_VERIFY_WORKERS must be a whole number from 0 to 16',
+      ]);
     });
   });
 

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 import type { NatsTlsFiles } from './nats-tls';
@@ -42,6 +43,8 @@ export interface AppConfig {
   /** Rules that watch the audit trail and act on bursts (auth only). */
   readonly detection: DetectionSettings;
   readonly messageTtlSeconds: number;
+  /** Worker threads that verify message signatures; 0 verifies on the event loop. */
+  readonly messageVerifyWorkers: number;
   readonly bootstrapAdminEmail?: string;
   readonly bootstrapAdminPassword?: string;
   readonly swaggerEnabled: boolean;
@@ -367,6 +370,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxTrackedSubjects: read.integer('DETECTION_MAX_TRACKED', 10_000, 100, 1_000_000),
     },
     messageTtlSeconds: read.integer('MESSAGE_TTL_SECONDS', 60, 5, 3600),
+    messageVerifyWorkers: read.integer('MESSAGE_VERIFY_WORKERS', defaultVerifyWorkers(), 0, 16),
     bootstrapAdminEmail,
     bootstrapAdminPassword,
     swaggerEnabled: read.boolean('SWAGGER_ENABLED', true),
@@ -386,6 +390,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
   );
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
+}
+
+/** One core stays with the event loop; up to 4 verify, none on a one-core machine. */
+export function defaultVerifyWorkers(): number {
+  return Math.min(4, availableParallelism() - 1);
 }
 
 function optionalPath(value: string | undefined): string | undefined {
