@@ -77,8 +77,13 @@ export class AuditRecordPayload {
   @IsIn(['auth', 'orders', 'billing']) service!: 'auth' | 'orders' | 'billing';
   @IsString() @Matches(/^[a-z0-9_.-]{1,64}$/) type!: string;
   @IsIn(['allowed', 'denied', 'failed']) outcome!: 'allowed' | 'denied' | 'failed';
-  @IsOptional() @ValidateNested() @Type(() => AuditActorPayload) actor?: AuditActorPayload;
   @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => AuditActorPayload)
+  actor?: AuditActorPayload;
+  @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => AuditResourcePayload)
   resource?: AuditResourcePayload;
@@ -109,6 +114,8 @@ export class AuditRecordedEvent {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(AUDIT_BATCH_LIMITS.records)
+  // Without it an array of arrays passes: class-validator checks nested arrays element-wise.
+  @IsObject({ each: true })
   @ValidateNested({ each: true })
   @Type(() => AuditRecordPayload)
   records!: AuditRecordPayload[];
