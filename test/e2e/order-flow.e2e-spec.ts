@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import { Api } from '../support/api';
@@ -403,6 +405,20 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       });
       expect(malformed.status).toBe(400);
       expect(malformed.body).toEqual({ ...ERROR_SHAPE, message: 'request body is not valid JSON' });
+
+      const before = (await api.get('/orders', { token: ada.token })).body.length;
+      const repeated = await api.post('/orders', {
+        token: ada.token,
+        rawBody:
+          '{"items":[{"sku":"KEY-001","quantity":1}],"items":[{"sku":"KEY-001","quantity":1000}]}',
+        headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      });
+      expect(repeated.status).toBe(400);
+      expect(repeated.body).toEqual({
+        ...ERROR_SHAPE,
+        message: 'request body must not repeat a key within one object',
+      });
+      expect((await api.get('/orders', { token: ada.token })).body).toHaveLength(before);
 
       const huge = await api.post('/orders', {
         token: ada.token,

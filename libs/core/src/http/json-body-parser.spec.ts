@@ -73,6 +73,23 @@ describe(parseJsonBody.name, () => {
     });
   });
 
+  describe('with a repeated key', () => {
+    it.each([
+      ['at the top', '{"a":1,"a":2}'],
+      ['in a nested object', '{"items":[{"sku":"A","quantity":1,"quantity":1000}]}'],
+      ['spelled once escaped', '{"items":[],"\\u0069tems":[{"sku":"A","quantity":1}]}'],
+      ['with another value type', '{"note":"x","note":{"admin":true}}'],
+    ])('refuses it %s', (_, text) => {
+      expect(codeOf(text)).toBe('PORTCULLIS_JSON_DUPLICATE_KEY');
+    });
+
+    it('accepts one key in several objects, and colons inside strings', () => {
+      const text = '{"items":[{"sku":"A:1","quantity":1},{"sku":"B","quantity":2}],"note":"a:b"}';
+
+      expect(parseJsonBody(text)).toEqual(JSON.parse(text));
+    });
+  });
+
   describe('with a forbidden key', () => {
     it.each([
       ['__proto__ at the top', '{"__proto__":{"admin":true}}'],

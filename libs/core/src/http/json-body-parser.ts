@@ -11,6 +11,7 @@ export const MAX_JSON_KEYS = 1000;
 export const JSON_BODY_ERRORS = {
   PORTCULLIS_JSON_TOO_DEEP: `request body is nested more than ${MAX_JSON_DEPTH} levels deep`,
   PORTCULLIS_JSON_TOO_MANY_KEYS: `request body has more than ${MAX_JSON_KEYS} keys`,
+  PORTCULLIS_JSON_DUPLICATE_KEY: 'request body must not repeat a key within one object',
   PORTCULLIS_JSON_FORBIDDEN_KEY: 'request body must not use __proto__ or constructor as a key',
   PORTCULLIS_JSON_LONE_SURROGATE: 'request body must be valid Unicode (no unpaired \\u surrogate)',
 } as const;
@@ -39,26 +40,47 @@ class BodyError extends Error {
 /**
  * Parses a JSON request body, refusing before any parse a body nested deeper than
  * {@link MAX_JSON_DEPTH} (a recursive walk over it could exhaust the stack) or holding more
- * than {@link MAX_JSON_KEYS} keys (validating each costs CPU), refusing any
+ * than {@link MAX_JSON_KEYS} keys (validating each costs CPU), refusing a body that repeats a
+ * key within one object, refusing any
  * `__proto__` or `constructor` key at any depth, however it is escaped, and refusing any key or
  * string holding an unpaired surrogate (`"\ud800"`): such a string is no Unicode text, and
  * validators that encode it (`encodeURI` in `isEmail`) throw instead of answering.
  */
 export function parseJsonBody(text: string): unknown {
   if (text.length === 0) throw new BodyError('FST_ERR_CTP_EMPTY_JSON_BODY');
-  if (text.length > MAX_JSON_DEPTH) {
-    const shape = jsonShape(text);
-    if (shape.depth > MAX_JSON_DEPTH) throw new BodyError('PORTCULLIS_JSON_TOO_DEEP');
-    if (shape.keys > MAX_JSON_KEYS) throw new BodyError('PORTCULLIS_JSON_TOO_MANY_KEYS');
-  }
+  const shape = jsonShape(text);
+  if (shape.depth > MAX_JSON_DEPTH) throw new BodyError('PORTCULLIS_JSON_TOO_DEEP');
+  if (shape.keys > MAX_JSON_KEYS) throw new BodyError('PORTCULLIS_JSON_TOO_MANY_KEYS');
   const mayHoldForbiddenKey =
     text.includes('__proto__') || text.includes('constructor') || text.includes('\\u');
+  let value: unknown;
   try {
-    return mayHoldForbiddenKey ? JSON.parse(text, refuseForbiddenKeys) : JSON.parse(text);
+    value = mayHoldForbiddenKey ? JSON.parse(text, refuseForbiddenKeys) : JSON.parse(text);
   } catch (error) {
     if (error instanceof BodyError) throw error;
     throw new BodyError('FST_ERR_CTP_INVALID_JSON_BODY');
   }
+  // JSON.parse keeps the last of repeated keys; a body that says two things at once is refused,
+  // so that no component in front of this one can have read the other. Every member of the
+  // text became a key unless it repeated one.
+  if (shape.keys > 0 && keysIn(value) < shape.keys) {
+    throw new BodyError('PORTCULLIS_JSON_DUPLICATE_KEY');
+  }
+  return value;
+}
+
+/** The number of keys of every object in a parsed JSON value, all levels together. */
+function keysIn(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) count += keysIn(item);
+    return count;
+  }
+  for (const key in value) {
+    count += 1 + keysIn((value as Record<string, unknown>)[key]);
+  }
+  return count;
 }
 
 function refuseForbiddenKeys(key: string, value: unknown): unknown {
