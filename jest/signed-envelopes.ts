@@ -19,6 +19,16 @@ import { createTempDir, removeTempDir } from './temp-dir';
 export const T0 = Date.UTC(2030, 0, 1);
 export const TTL_MS = 60_000;
 
+/** A valid `orders.created` payload, the one most envelope specs seal. */
+export const ORDER = {
+  orderId: randomUUID(),
+  customerId: randomUUID(),
+  totalCents: 2500,
+  currency: 'EUR',
+};
+/** How a receiver opens an `orders.created` event. */
+export const AS_EVENT: OpenOptions = { subject: 'orders.created', kinds: ['event'] };
+
 /** Security events kept in memory, so a spec can read what was recorded. */
 export class RecordingSecurityEvents extends SecurityEvents {
   readonly recorded: SecurityEvent[] = [];

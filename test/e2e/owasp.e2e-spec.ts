@@ -509,14 +509,7 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
           [hugeHeaders, 431],
           [brokenChunk, 400],
         ] as const) {
-          expect(answer.status).toBe(status);
-          expect(answer.body).toEqual({
-            statusCode: status,
-            error: expect.any(String),
-            message: expect.any(String),
-            correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
-          });
-          expect(JSON.stringify(answer.body)).not.toMatch(/HPE_|FST_|Client Error/);
+          expectErrorBody(answer, status, /HPE_|FST_|Client Error/);
         }
         expect((await fetch(deployment.urlFor('/health/live'))).status).toBe(200);
       }
@@ -528,27 +521,12 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
       it('closes a connection whose body trickles in, with 408 in the one error body', async () => {
         const url = new URL(deployment.urlFor('/auth/login'));
         const started = Date.now();
-        const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-          const socket = connect(Number(url.port), url.hostname, () => {
-            socket.write(
-              'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
-                'Content-Length: 1000\r\n\r\n{',
-            );
-          });
-          const trickle = setInterval(() => socket.write(' '), 2_000);
-          const chunks: Buffer[] = [];
-          socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-          socket.on('error', (error) => {
-            clearInterval(trickle);
-            reject(error);
-          });
-          socket.on('close', () => {
-            clearInterval(trickle);
-            const [head, body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
-            const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-            resolve({ status, body: JSON.parse(body || 'null') as unknown });
-          });
-        });
+        const answer = await rawExchange(
+          url,
+          'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            'Content-Length: 1000\r\n\r\n{',
+          { trickleEveryMs: 2_000 },
+        );
 
         expect(answer.status).toBe(408);
         expect(answer.body).toEqual({
@@ -574,14 +552,7 @@ describe.each(availableShapes())('OWASP API Security Top 10, %s shape', (shape) 
             `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
           );
 
-          expect(answer.status).toBe(status);
-          expect(answer.body).toEqual({
-            statusCode: status,
-            error: expect.any(String),
-            message: expect.any(String),
-            correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
-          });
-          expect(JSON.stringify(answer.body)).not.toMatch(/FST_|%ZZ|%A4|aaaa/);
+          expectErrorBody(answer, status, /FST_|%ZZ|%A4|aaaa/);
         }
       }
     });
@@ -821,15 +792,27 @@ async function hmacWithPublicKey(api: Api, kid: string, claims: object): Promise
   return `${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`;
 }
 
-/** Sends raw bytes over a new connection and reads the one response the server writes. */
-function rawExchange(url: URL, request: string): Promise<{ status: number; body: unknown }> {
+/**
+ * Sends raw bytes over a new connection and reads the one response the server writes before it
+ * closes. With `trickleEveryMs`, one more byte of body follows at that interval until then.
+ */
+function rawExchange(
+  url: URL,
+  request: string,
+  { trickleEveryMs }: { trickleEveryMs?: number } = {},
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+    const trickle = trickleEveryMs ? setInterval(() => socket.write(' '), trickleEveryMs) : 0;
     const chunks: Buffer[] = [];
     socket.setTimeout(10_000, () => socket.destroy(new Error('no answer in 10 s')));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
+    socket.on('error', (error) => {
+      clearInterval(trickle);
+      reject(error);
+    });
     socket.on('close', () => {
+      clearInterval(trickle);
       const text = Buffer.concat(chunks).toString('utf8');
       const [head, body = ''] = text.split('\r\n\r\n');
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
@@ -840,4 +823,16 @@ function rawExchange(url: URL, request: string): Promise<{ status: number; body:
       }
     });
   });
+}
+
+/** The answer has `status` in the one error body, and none of the text `leaks` matches. */
+function expectErrorBody(answer: { status: number; body: unknown }, status: number, leaks: RegExp) {
+  expect(answer.status).toBe(status);
+  expect(answer.body).toEqual({
+    statusCode: status,
+    error: expect.any(String),
+    message: expect.any(String),
+    correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+  });
+  expect(JSON.stringify(answer.body)).not.toMatch(leaks);
 }

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 
 import { serviceKeyId } from '@portcullis/crypto';
 
 import {
+  AS_EVENT,
   EnvelopeFixture,
+  ORDER,
   TTL_MS,
   orderCreatedEnvelope,
   refusalOf,
@@ -13,13 +15,6 @@ import { MessageRefusedError } from './envelope';
 import type { EnvelopeCodec, OpenOptions } from './envelope-codec';
 import { SignatureVerifierPool } from './signature-verifier-pool';
 
-const ORDER = {
-  orderId: randomUUID(),
-  customerId: randomUUID(),
-  totalCents: 2500,
-  currency: 'EUR',
-};
-const AS_EVENT: OpenOptions = { subject: 'orders.created', kinds: ['event'] };
 const AS_REQUEST: OpenOptions = { subject: 'billing.invoice.void', kinds: ['request'] };
 
 async function asyncRefusalOf(

@@ -3,22 +3,17 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { serviceKeyId } from '@portcullis/crypto';
 
 import {
+  AS_EVENT,
   EnvelopeFixture,
+  ORDER,
   T0,
   orderCreatedEnvelope,
   refusalOf,
 } from '../../../jest/signed-envelopes';
 import type { RefusalReason } from './envelope';
-import { EnvelopeCodec, type OpenOptions } from './envelope-codec';
+import { EnvelopeCodec } from './envelope-codec';
 
-const ORDER = {
-  orderId: randomUUID(),
-  customerId: randomUUID(),
-  totalCents: 2500,
-  currency: 'EUR',
-};
 const ACTOR = { id: randomUUID(), roles: ['customer'], sessionId: randomUUID() };
-const AS_EVENT: OpenOptions = { subject: 'orders.created', kinds: ['event'] };
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 describe(EnvelopeCodec.name, () => {

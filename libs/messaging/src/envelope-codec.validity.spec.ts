@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { PublicJwk, TokenKeysReply } from '@portcullis/contracts';
 
 import {
+  AS_EVENT,
   EnvelopeFixture,
+  ORDER,
   T0,
   TTL_MS,
   orderCreatedEnvelope,
@@ -13,13 +15,6 @@ import type { RefusalReason } from './envelope';
 import { EnvelopeCodec, type OpenOptions } from './envelope-codec';
 import { DURABLE_EVENT_TTL_MS } from './durable/event-stream';
 
-const ORDER = {
-  orderId: randomUUID(),
-  customerId: randomUUID(),
-  totalCents: 2500,
-  currency: 'EUR',
-};
-const AS_EVENT: OpenOptions = { subject: 'orders.created', kinds: ['event'] };
 const AS_REPLY: OpenOptions = { kinds: ['reply'] };
 const JWK = { kty: 'RSA', kid: 'key-1', use: 'sig', alg: 'RS256', n: 'q83v', e: 'AQAB' };
 

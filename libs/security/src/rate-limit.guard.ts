@@ -123,19 +123,32 @@ abstract class RateLimitGuard extends ThrottlerGuard {
   ): Promise<void> {
     const http = context.switchToHttp();
     void http.getResponse<FastifyReply>().header('retry-after', String(detail.timeToBlockExpire));
-    if (detail.totalHits === detail.limit + 1) {
-      const request = http.getRequest<FastifyRequest & { user?: Actor }>();
-      this.events.record({
-        type: 'rate_limit.exceeded',
-        outcome: 'denied',
-        reason: this.budget,
-        clientIp: request.ip,
-        actorId: request.user?.id,
-        details: { limit: detail.limit, windowMs: detail.ttl },
-      });
-    }
+    const request = http.getRequest<FastifyRequest & { user?: Actor }>();
+    recordFirstRefusal(this.events, this.budget, detail, request.ip, request.user?.id);
     throw new ThrottlerException(TOO_MANY_REQUESTS);
   }
+}
+
+/**
+ * Records a budget's refusal as a security event once per window: for the first request over
+ * the limit, not for each one after it.
+ */
+function recordFirstRefusal(
+  events: SecurityEvents,
+  budget: string,
+  detail: { totalHits: number; limit: number; ttl: number },
+  clientIp: string,
+  actorId?: string,
+): void {
+  if (detail.totalHits !== detail.limit + 1) return;
+  events.record({
+    type: 'rate_limit.exceeded',
+    outcome: 'denied',
+    reason: budget,
+    clientIp,
+    actorId,
+    details: { limit: detail.limit, windowMs: detail.ttl },
+  });
 }
 
 /** Counts every request, public or not, against its client IP, before authentication. */
@@ -190,15 +203,7 @@ export class UnroutedRateLimit implements OnModuleInit {
       const key = `${RATE_LIMIT_BY_IP}:${request.ip}`;
       const record = await this.storage.increment(key, ttl, limit, ttl, RATE_LIMIT_BY_IP);
       if (!record.isBlocked) return;
-      if (record.totalHits === limit + 1) {
-        this.events.record({
-          type: 'rate_limit.exceeded',
-          outcome: 'denied',
-          reason: RATE_LIMIT_BY_IP,
-          clientIp: request.ip,
-          details: { limit, windowMs: ttl },
-        });
-      }
+      recordFirstRefusal(this.events, RATE_LIMIT_BY_IP, { ...record, limit, ttl }, request.ip);
       const correlationId = RequestContext.correlationId() ?? String(request.id);
       await reply
         .code(429)
