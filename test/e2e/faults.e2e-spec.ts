@@ -160,6 +160,32 @@ describe('failures and hostile messages, split shape', () => {
       expect(await invoicesOf(orderId)).toHaveLength(1);
     });
 
+    it('sealed by the relay in a batch is refused when replayed or when its proof is changed', async () => {
+      const orderId = await placeOrder(ada.token);
+      await api.eventually(async () =>
+        (await invoicesOf(orderId)).length === 1 ? true : undefined,
+      );
+      const wire = await bus.capture('orders.created');
+      // The relay sealed the order's event with its audit records under one signature.
+      const [, , proof] = wire.toString('latin1').split('.');
+      expect(proof).toMatch(/^[1-9][0-9]*:[0-9]+:(?:[0-9a-f]{64})+$/);
+      expect(wire.toString('utf8')).toContain(orderId);
+
+      const replays = refusals('replayed');
+      await bus.publishWire('orders.created', wire);
+      await refusedAgain('replayed', replays);
+
+      const forged = Buffer.from(wire);
+      const proofStart = wire.indexOf(proof);
+      const digit = proofStart + proof.lastIndexOf(':') + 1;
+      forged[digit] = forged[digit] === 0x30 ? 0x31 : 0x30;
+      const forgeries = refusals('bad_signature');
+      await bus.publishWire('orders.created', forged);
+      await refusedAgain('bad_signature', forgeries);
+
+      expect(await invoicesOf(orderId)).toHaveLength(1);
+    });
+
     it('is refused when one byte is changed, when stale, or when sent by a service not allowed it', async () => {
       const attempts: Array<[string, () => Buffer]> = [];
       const orderIds: string[] = [];

@@ -1,9 +1,10 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
 
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, connect } from '@nats-io/transport-node';
 
 import type { SecurityEvent, SecurityEvents } from '@portcullis/audit';
+import { EVENTS_STREAM } from '@portcullis/contracts';
 import type { Actor, ServiceName } from '@portcullis/core';
 import { SecretFiles } from '@portcullis/crypto';
 import { EnvelopeCodec, KeyRing } from '@portcullis/messaging';
@@ -72,6 +73,15 @@ export class ServiceImpersonator {
   /** Puts exact bytes on the stream, under a fresh stream message id (no stream de-dup). */
   async publishWire(type: string, wire: Uint8Array): Promise<void> {
     await jetstream(this.nats).publish(`evt.${type}`, wire, { msgID: randomUUID() });
+  }
+
+  /** The bytes of the newest event of `type` in the durable stream, as a service sent them. */
+  async capture(type: string): Promise<Buffer> {
+    const stored = await (
+      await jetstreamManager(this.nats)
+    ).streams.getMessage(EVENTS_STREAM, { last_by_subj: `evt.${type}` });
+    if (!stored) throw new Error(`no ${type} event in the stream`);
+    return Buffer.from(stored.data);
   }
 
   /** Sends a request signed by `sender`; resolves once any answer (or none) came back. */

@@ -116,6 +116,8 @@ describe(EnvelopeCodec.name, () => {
       const expected = (i: number): RefusalReason => {
         if (i < firstDot) return 'unknown_key';
         if (i === firstDot || i === secondDot) return 'malformed';
+        // Without its opening brace the body reads as a batch proof, which it is not.
+        if (i === secondDot + 1) return 'malformed';
         return 'bad_signature';
       };
 

@@ -11,6 +11,13 @@ import {
   type RefusalReason,
   VerifiedMessage,
 } from './envelope';
+import {
+  MAX_BATCH_SIZE,
+  batchStatement,
+  batchTree,
+  leafHash,
+  rootFromProof,
+} from './envelope-batch';
 import type { KeyRing, TrustedKey } from './key-ring';
 import { DURABLE_EVENT_TTL_MS } from './durable/event-stream';
 import { payloadValidator } from './payload-validators';
@@ -20,13 +27,17 @@ import {
   inlineSignatureVerifier,
   verifySignature,
 } from './signature-verifier';
+import { SIGNATURE_CHARS, decodeSignature, encodeSignature } from './signature-text';
 import { isTraceparent } from './trace-context';
 
 const DOT = 0x2e;
-const SIGNATURE_CHARS = 86; // 64 bytes in unpadded base64url
+const OPEN_BRACE = 0x7b;
 const MAX_KID_CHARS = 40;
-/** 64 bytes in unpadded base64url: 85 free characters, then one whose low 4 bits are zero. */
-const CANONICAL_SIGNATURE = /^[A-Za-z0-9_-]{85}[AQgw]$/;
+/** `<size>:<index>:<hex hashes>` of a batched message: at most 10 hashes of 64 digits. */
+const BATCH_PROOF = /^([1-9][0-9]{0,3}):(0|[1-9][0-9]{0,3}):((?:[0-9a-f]{64}){0,10})$/;
+const MAX_BATCH_PROOF_CHARS = 4 + 1 + 4 + 1 + 640;
+/** Batch signatures remembered as verified, per codec: the newest are kept. */
+const VERIFIED_BATCHES_KEPT = 1024;
 const CLOCK_SKEW_MS = 30_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -43,6 +54,14 @@ export interface SealOptions {
   readonly actor?: Actor;
   /** W3C trace context of the sending unit of work; receivers continue its trace. */
   readonly traceparent?: string;
+}
+
+/** One message of a batch sealed under one signature ({@link EnvelopeCodec.sealBatch}). */
+export interface BatchMessage {
+  readonly kind: MessageKind;
+  readonly type: string;
+  readonly payload: unknown;
+  readonly options: SealOptions;
 }
 
 export interface OpenOptions {
@@ -72,6 +91,10 @@ export class EnvelopeCodec {
     private readonly signatures: SignatureVerifier = inlineSignatureVerifier,
   ) {}
 
+  /** Batch signatures verified already, oldest first. Only valid ones are kept. */
+  private readonly verifiedBatches = new Set<string>();
+  private readonly pendingBatches = new Map<string, Promise<boolean>>();
+
   seal(
     sender: ServiceName,
     kind: MessageKind,
@@ -80,6 +103,66 @@ export class EnvelopeCodec {
     options: SealOptions,
   ): Buffer {
     const key = this.keys.signerFor(sender);
+    const json = this.envelopeJson(sender, kind, type, payload, options);
+    // One buffer: the JSON is written after room for `<kid>.<signature>.` and signed in place.
+    const bodyStart = key.kid.length + SIGNATURE_CHARS + 2;
+    const wire = Buffer.allocUnsafe(bodyStart + Buffer.byteLength(json, 'utf8'));
+    wire.write(key.kid, 0, 'latin1');
+    wire[key.kid.length] = DOT;
+    wire.write(json, bodyStart, 'utf8');
+    const signature = sign(null, wire.subarray(bodyStart), key.privateKey);
+    encodeSignature(signature, wire, key.kid.length + 1);
+    wire[bodyStart - 1] = DOT;
+    return wire;
+  }
+
+  /**
+   * Seals several messages with one signature: over the root of a Merkle tree of their
+   * envelopes (see `envelope-batch.ts`). Each message carries the signature and its own
+   * inclusion proof, so each is opened on its own like any other, and a receiver checks the
+   * signature once for all the messages of a batch it gets. Up to {@link MAX_BATCH_SIZE}
+   * messages share a signature; a single message is sealed as {@link seal} does.
+   */
+  sealBatch(sender: ServiceName, messages: readonly BatchMessage[]): Buffer[] {
+    if (messages.length > MAX_BATCH_SIZE) {
+      const wires: Buffer[] = [];
+      for (let start = 0; start < messages.length; start += MAX_BATCH_SIZE) {
+        wires.push(...this.sealBatch(sender, messages.slice(start, start + MAX_BATCH_SIZE)));
+      }
+      return wires;
+    }
+    if (messages.length < 2) {
+      return messages.map((m) => this.seal(sender, m.kind, m.type, m.payload, m.options));
+    }
+    const key = this.keys.signerFor(sender);
+    const bodies = messages.map((m) =>
+      Buffer.from(this.envelopeJson(sender, m.kind, m.type, m.payload, m.options), 'utf8'),
+    );
+    const tree = batchTree(bodies.map(leafHash));
+    const signature = sign(null, batchStatement(bodies.length, tree.root), key.privateKey);
+    return bodies.map((body, index) => {
+      const proof = `${bodies.length}:${index}:${tree.proofs[index].map((h) => h.toString('hex')).join('')}`;
+      const proofStart = key.kid.length + SIGNATURE_CHARS + 2;
+      const bodyStart = proofStart + proof.length + 1;
+      const wire = Buffer.allocUnsafe(bodyStart + body.length);
+      wire.write(key.kid, 0, 'latin1');
+      wire[key.kid.length] = DOT;
+      encodeSignature(signature, wire, key.kid.length + 1);
+      wire[proofStart - 1] = DOT;
+      wire.write(proof, proofStart, 'latin1');
+      wire[bodyStart - 1] = DOT;
+      body.copy(wire, bodyStart);
+      return wire;
+    });
+  }
+
+  private envelopeJson(
+    sender: ServiceName,
+    kind: MessageKind,
+    type: string,
+    payload: unknown,
+    options: SealOptions,
+  ): string {
     const iat = this.now();
     const envelope: Envelope = {
       v: 1,
@@ -94,22 +177,12 @@ export class EnvelopeCodec {
       traceparent: options.traceparent,
       actor: options.actor && {
         id: options.actor.id,
-        roles: [...options.actor.roles],
+        roles: options.actor.roles,
         sessionId: options.actor.sessionId,
       },
       payload,
     };
-    // One buffer: the JSON is written after room for `<kid>.<signature>.` and signed in place.
-    const json = JSON.stringify(envelope);
-    const bodyStart = key.kid.length + SIGNATURE_CHARS + 2;
-    const wire = Buffer.allocUnsafe(bodyStart + Buffer.byteLength(json, 'utf8'));
-    wire.write(key.kid, 0, 'latin1');
-    wire[key.kid.length] = DOT;
-    wire.write(json, bodyStart, 'utf8');
-    const signature = sign(null, wire.subarray(bodyStart), key.privateKey);
-    wire.write(signature.toString('base64url'), key.kid.length + 1, 'latin1');
-    wire[bodyStart - 1] = DOT;
-    return wire;
+    return JSON.stringify(envelope);
   }
 
   /**
@@ -119,8 +192,10 @@ export class EnvelopeCodec {
   open(wire: Uint8Array, options: OpenOptions): VerifiedMessage {
     try {
       const signed = this.readSigned(wire);
-      if (!verifySignature(signed.body, signed.key.publicKey, signed.signature)) {
-        throw new MessageRefusedError('bad_signature');
+      if (!this.batchVerified(signed)) {
+        const valid = verifySignature(signed.covered, signed.key.publicKey, signed.signature);
+        if (!valid) throw new MessageRefusedError('bad_signature');
+        this.rememberBatch(signed);
       }
       return this.accept(signed, options);
     } catch (error) {
@@ -137,13 +212,53 @@ export class EnvelopeCodec {
       // A private copy: the bytes parsed are the bytes verified, whatever the caller's buffer
       // holds by the time the answer arrives.
       const signed = this.readSigned(Buffer.from(wire));
-      if (!(await this.signatures.verify(signed.body, signed.key.publicKey, signed.signature))) {
+      if (!this.batchVerified(signed) && !(await this.verifyOnce(signed))) {
         throw new MessageRefusedError('bad_signature');
       }
       return this.accept(signed, options);
     } catch (error) {
       throw this.refused(error, options);
     }
+  }
+
+  /** Whether the message's batch signature was verified already (never for single messages). */
+  private batchVerified(signed: SignedBytes): boolean {
+    return signed.batch !== undefined && this.verifiedBatches.has(signed.batch);
+  }
+
+  private rememberBatch(signed: SignedBytes): void {
+    if (signed.batch === undefined) return;
+    this.verifiedBatches.add(signed.batch);
+    if (this.verifiedBatches.size > VERIFIED_BATCHES_KEPT) {
+      this.verifiedBatches.delete(this.verifiedBatches.values().next().value as string);
+    }
+  }
+
+  /**
+   * Verifies through the codec's verifier. Messages of one batch that arrive together share
+   * one check: the first asks, the others wait for its answer.
+   */
+  private verifyOnce(signed: SignedBytes): Promise<boolean> {
+    const check = () =>
+      this.signatures.verify(signed.covered, signed.key.publicKey, signed.signature);
+    if (signed.batch === undefined) return check();
+    const batch = signed.batch;
+    let pending = this.pendingBatches.get(batch);
+    if (!pending) {
+      pending = check().then(
+        (valid) => {
+          this.pendingBatches.delete(batch);
+          if (valid) this.rememberBatch(signed);
+          return valid;
+        },
+        (error: unknown) => {
+          this.pendingBatches.delete(batch);
+          throw error;
+        },
+      );
+      this.pendingBatches.set(batch, pending);
+    }
+    return pending;
   }
 
   private refused(error: unknown, options: OpenOptions): MessageRefusedError {
@@ -158,7 +273,10 @@ export class EnvelopeCodec {
     return refusal;
   }
 
-  /** Splits the wire form and finds the key; the signature is not checked yet. */
+  /**
+   * Splits the wire form and finds the key; the signature is not checked yet. For a batched
+   * message, the proof leads from the envelope's bytes to the root whose statement was signed.
+   */
   private readSigned(bytes: Uint8Array): SignedBytes {
     const wire = Buffer.isBuffer(bytes)
       ? bytes
@@ -168,15 +286,34 @@ export class EnvelopeCodec {
     if (firstDot < 1 || firstDot > MAX_KID_CHARS || secondDot - firstDot - 1 !== SIGNATURE_CHARS) {
       throw new MessageRefusedError('malformed');
     }
-    const key = this.keys.trustedKey(wire.toString('latin1', 0, firstDot));
+    const kid = wire.toString('latin1', 0, firstDot);
+    const key = this.keys.trustedKey(kid);
     if (!key) throw new MessageRefusedError('unknown_key');
-    // Only the canonical encoding is accepted: base64url decoders ignore the spare bits of the
-    // last character, so without this check several texts would carry one signature.
-    const signatureText = wire.toString('latin1', firstDot + 1, secondDot);
-    if (!CANONICAL_SIGNATURE.test(signatureText)) throw new MessageRefusedError('bad_signature');
-    const signature = Buffer.from(signatureText, 'base64url');
-    if (signature.length !== 64) throw new MessageRefusedError('bad_signature');
-    return { key, signature, body: wire.subarray(secondDot + 1) };
+    // Only the canonical encoding decodes: base64url decoders commonly ignore the spare bits of
+    // the last character, which would let several texts carry one signature.
+    const signature = decodeSignature(wire, firstDot + 1);
+    if (!signature) throw new MessageRefusedError('bad_signature');
+    if (wire[secondDot + 1] === OPEN_BRACE) {
+      const body = wire.subarray(secondDot + 1);
+      return { key, signature, body, covered: body };
+    }
+
+    const thirdDot = wire.indexOf(DOT, secondDot + 1);
+    if (thirdDot < 0 || thirdDot - secondDot - 1 > MAX_BATCH_PROOF_CHARS) {
+      throw new MessageRefusedError('malformed');
+    }
+    const proof = BATCH_PROOF.exec(wire.toString('latin1', secondDot + 1, thirdDot));
+    const size = Number(proof?.[1]);
+    if (!proof || size < 2 || size > MAX_BATCH_SIZE) throw new MessageRefusedError('malformed');
+    const hashes = Buffer.from(proof[3], 'hex');
+    const siblings: Buffer[] = [];
+    for (let at = 0; at < hashes.length; at += 32) siblings.push(hashes.subarray(at, at + 32));
+    const body = wire.subarray(thirdDot + 1);
+    const root = rootFromProof(leafHash(body), Number(proof[2]), size, siblings);
+    if (!root) throw new MessageRefusedError('bad_signature');
+    const covered = batchStatement(size, root);
+    const batch = `${kid}.${signature.toString('latin1')}${covered.toString('latin1')}`;
+    return { key, signature, body, covered, batch };
   }
 
   /** Everything after the signature: the envelope, its sender, type, age, id and payload. */
@@ -222,7 +359,12 @@ export class EnvelopeCodec {
 interface SignedBytes {
   readonly key: TrustedKey;
   readonly signature: Buffer;
+  /** The envelope's JSON. */
   readonly body: Buffer;
+  /** What the signature covers: the body itself, or a batch's statement. */
+  readonly covered: Buffer;
+  /** For a batched message: its key, signature and statement, as one lookup key. */
+  readonly batch?: string;
 }
 
 function parseEnvelope(body: Buffer): Envelope {

@@ -5,7 +5,7 @@ import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } fr
 import { AUDIT_BATCH_LIMITS, auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
 import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 
-import type { EnvelopeCodec } from '../envelope-codec';
+import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
 import { OUTBOX_WRITTEN } from './outbox';
@@ -159,38 +159,46 @@ export class OutboxRelay implements EntitySubscriberInterface {
     return rows.length;
   }
 
-  /** Each event row as its own message; the audit records as few messages as the bounds allow. */
+  /**
+   * Each event row as its own message, the audit records as few messages as the bounds allow,
+   * all sealed under one signature (`EnvelopeCodec.sealBatch`): a receiver verifies it once for
+   * every message of the claim it gets.
+   */
   private seal(rows: readonly ClaimedRow[]): Outgoing[] {
-    const outgoing: Outgoing[] = [];
+    const pending: Array<{ type: string; id: string; rows: string[]; message: BatchMessage }> = [];
     const audit: ClaimedRow[] = [];
     for (const row of rows) {
       if (isAuditEventType(row.type)) {
         audit.push(row);
         continue;
       }
-      const data = this.codec.seal(this.service, 'event', row.type, row.payload, {
+      const options = {
         id: row.id,
         correlationId: row.correlation_id,
         actor: row.actor ?? undefined,
         traceparent: sendableTraceparent(row.traceparent ?? undefined),
         ttlMs: DURABLE_EVENT_TTL_MS,
-      });
-      outgoing.push({ type: row.type, id: row.id, data, rows: [row.id] });
+      };
+      const message = { kind: 'event' as const, type: row.type, payload: row.payload, options };
+      pending.push({ type: row.type, id: row.id, rows: [row.id], message });
     }
     for (const batch of auditBatches(audit)) {
       const ids = batch.map((row) => row.id);
       const id = auditBatchMessageId(ids);
       // Each record keeps its own correlation id and trace context; the batch has neither.
-      const data = this.codec.seal(
-        this.service,
-        'event',
-        batch[0].type,
-        { records: batch.map((row) => row.payload) },
-        { id, correlationId: randomUUID(), ttlMs: DURABLE_EVENT_TTL_MS },
-      );
-      outgoing.push({ type: batch[0].type, id, data, rows: ids });
+      const message = {
+        kind: 'event' as const,
+        type: batch[0].type,
+        payload: { records: batch.map((row) => row.payload) },
+        options: { id, correlationId: randomUUID(), ttlMs: DURABLE_EVENT_TTL_MS },
+      };
+      pending.push({ type: batch[0].type, id, rows: ids, message });
     }
-    return outgoing;
+    const sealed = this.codec.sealBatch(
+      this.service,
+      pending.map((p) => p.message),
+    );
+    return pending.map(({ type, id, rows: ids }, i) => ({ type, id, data: sealed[i], rows: ids }));
   }
 }
 
