@@ -32,12 +32,14 @@ export function leafHash(body: Uint8Array): Buffer {
   return sha256(input);
 }
 
+/** Scratch input of an inner node's hash; hashing is synchronous, so one buffer serves all. */
+const nodeInput = Buffer.alloc(1 + 2 * HASH_BYTES);
+
 function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  const input = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);
-  input[0] = NODE;
-  input.set(left, 1);
-  input.set(right, 1 + HASH_BYTES);
-  return sha256(input);
+  nodeInput[0] = NODE;
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_BYTES);
+  return sha256(nodeInput);
 }
 
 /** The largest power of two below n (n > 1). */
