@@ -179,6 +179,8 @@ describe('EnvelopeCodec batches', () => {
       'malformed',
     );
     expect(refusalOf(receiver, withProof(`1:0:`), AS_EVENT)).toBe('malformed');
+    expect(refusalOf(receiver, withProof(`5:5:${hashes}`), AS_EVENT)).toBe('malformed');
+    expect(refusalOf(receiver, withProof(`5:9999:${hashes}`), AS_EVENT)).toBe('malformed');
     expect(refusalOf(receiver, withProof(`5:1:${hashes}${hashes.slice(0, 64)}`), AS_EVENT)).toBe(
       'bad_signature',
     );
@@ -226,5 +228,63 @@ describe('EnvelopeCodec batches', () => {
     expect(sizes.slice(1024).every((size) => size === 6)).toBe(true);
     const receiver = fixture.codec().codec;
     expect(receiver.open(wires[1029], AS_EVENT).correlationId).toBe('corr-1030');
+  });
+
+  it('refuses a malformed proof as malformed, whatever key it names', () => {
+    const [, wire] = sealFive(fixture.codec().codec);
+    const { dots } = partsOf(wire);
+    const unknownKid = Buffer.concat([
+      Buffer.from('orders-0000000000000000', 'latin1'),
+      wire.subarray(dots[0], dots[1] + 1),
+      Buffer.from('99999:0:', 'latin1'),
+      wire.subarray(dots[2]),
+    ]);
+
+    expect(refusalOf(fixture.codec().codec, unknownKid, AS_EVENT)).toBe('malformed');
+  });
+
+  it('answers in arrival order: a message of a verified batch waits for earlier checks', async () => {
+    const { codec: sender } = fixture.codec();
+    const batch = sealFive(sender);
+    const single = sender.seal('orders', 'event', 'orders.created', ORDER, {
+      correlationId: 'single',
+    });
+    const { codec } = fixture.codec(TTL_MS, {
+      verify: (body, publicKey, signature) =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve(verifySignature(body, publicKey, signature)), 20),
+        ),
+    });
+    await codec.openAsync(batch[0], AS_EVENT);
+
+    const answered: string[] = [];
+    await Promise.all([
+      codec.openAsync(single, AS_EVENT).then((m) => answered.push(m.correlationId)),
+      codec.openAsync(batch[1], AS_EVENT).then((m) => answered.push(m.correlationId)),
+    ]);
+
+    expect(answered).toEqual(['single', 'corr-2']);
+  });
+
+  it('checks each message of a batch on its own when the shared check fails to run', async () => {
+    const wires = sealFive(fixture.codec().codec);
+    let calls = 0;
+    const { codec, events } = fixture.codec(TTL_MS, {
+      verify: () => {
+        calls += 1;
+        return Promise.reject(new Error('worker lost'));
+      },
+    });
+
+    const opened = await Promise.all([0, 1, 3].map((i) => codec.openAsync(wires[i], AS_EVENT)));
+
+    expect(opened.map((m) => m.correlationId)).toEqual(['corr-1', 'corr-2', 'corr-3']);
+    expect(calls).toBe(1);
+    expect(events.recorded).toEqual([]);
+    const forged = Buffer.from(wires[4]);
+    forged[forged.length - 3] ^= 0x01;
+    await expect(codec.openAsync(forged, AS_EVENT)).rejects.toMatchObject({
+      reason: 'bad_signature',
+    });
   });
 });

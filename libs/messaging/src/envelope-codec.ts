@@ -39,6 +39,7 @@ const MAX_BATCH_PROOF_CHARS = 4 + 1 + 4 + 1 + 640;
 /** Batch signatures remembered as verified, per codec: the newest are kept. */
 const VERIFIED_BATCHES_KEPT = 1024;
 const CLOCK_SKEW_MS = 30_000;
+const ALREADY_VERIFIED: Promise<boolean> = Promise.resolve(true);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
 const ROLE = /^[a-z]{1,32}$/;
@@ -94,6 +95,8 @@ export class EnvelopeCodec {
   /** Batch signatures verified already, oldest first. Only valid ones are kept. */
   private readonly verifiedBatches = new Set<string>();
   private readonly pendingBatches = new Map<string, Promise<boolean>>();
+  /** Settles when every check asked for so far by {@link openAsync} has. */
+  private lastCheck: Promise<unknown> = ALREADY_VERIFIED;
 
   seal(
     sender: ServiceName,
@@ -212,9 +215,16 @@ export class EnvelopeCodec {
       // A private copy: the bytes parsed are the bytes verified, whatever the caller's buffer
       // holds by the time the answer arrives.
       const signed = this.readSigned(Buffer.from(wire));
-      if (!this.batchVerified(signed) && !(await this.verifyOnce(signed))) {
-        throw new MessageRefusedError('bad_signature');
-      }
+      const check = this.batchVerified(signed) ? ALREADY_VERIFIED : this.verifyOnce(signed);
+      // Answers in the order the checks were asked: a message of a batch verified already
+      // does not overtake one that arrived before it and is still being checked.
+      const previous = this.lastCheck;
+      const inOrder = previous.then(() => check);
+      this.lastCheck = inOrder.then(
+        () => undefined,
+        () => undefined,
+      );
+      if (!(await inOrder)) throw new MessageRefusedError('bad_signature');
       return this.accept(signed, options);
     } catch (error) {
       throw this.refused(error, options);
@@ -236,7 +246,8 @@ export class EnvelopeCodec {
 
   /**
    * Verifies through the codec's verifier. Messages of one batch that arrive together share
-   * one check: the first asks, the others wait for its answer.
+   * one check: the first asks, the others wait for its answer. Should that check fail to run,
+   * each of them is checked again on this thread, so one failure does not refuse a batch.
    */
   private verifyOnce(signed: SignedBytes): Promise<boolean> {
     const check = () =>
@@ -258,7 +269,11 @@ export class EnvelopeCodec {
       );
       this.pendingBatches.set(batch, pending);
     }
-    return pending;
+    return pending.catch(() => {
+      const valid = verifySignature(signed.covered, signed.key.publicKey, signed.signature);
+      if (valid) this.rememberBatch(signed);
+      return valid;
+    });
   }
 
   private refused(error: unknown, options: OpenOptions): MessageRefusedError {
@@ -286,6 +301,7 @@ export class EnvelopeCodec {
     if (firstDot < 1 || firstDot > MAX_KID_CHARS || secondDot - firstDot - 1 !== SIGNATURE_CHARS) {
       throw new MessageRefusedError('malformed');
     }
+    const proof = wire[secondDot + 1] === OPEN_BRACE ? undefined : readProof(wire, secondDot + 1);
     const kid = wire.toString('latin1', 0, firstDot);
     const key = this.keys.trustedKey(kid);
     if (!key) throw new MessageRefusedError('unknown_key');
@@ -293,25 +309,15 @@ export class EnvelopeCodec {
     // the last character, which would let several texts carry one signature.
     const signature = decodeSignature(wire, firstDot + 1);
     if (!signature) throw new MessageRefusedError('bad_signature');
-    if (wire[secondDot + 1] === OPEN_BRACE) {
+    if (!proof) {
       const body = wire.subarray(secondDot + 1);
       return { key, signature, body, covered: body };
     }
 
-    const thirdDot = wire.indexOf(DOT, secondDot + 1);
-    if (thirdDot < 0 || thirdDot - secondDot - 1 > MAX_BATCH_PROOF_CHARS) {
-      throw new MessageRefusedError('malformed');
-    }
-    const proof = BATCH_PROOF.exec(wire.toString('latin1', secondDot + 1, thirdDot));
-    const size = Number(proof?.[1]);
-    if (!proof || size < 2 || size > MAX_BATCH_SIZE) throw new MessageRefusedError('malformed');
-    const hashes = Buffer.from(proof[3], 'hex');
-    const siblings: Buffer[] = [];
-    for (let at = 0; at < hashes.length; at += 32) siblings.push(hashes.subarray(at, at + 32));
-    const body = wire.subarray(thirdDot + 1);
-    const root = rootFromProof(leafHash(body), Number(proof[2]), size, siblings);
+    const body = wire.subarray(proof.end + 1);
+    const root = rootFromProof(leafHash(body), proof.index, proof.size, proof.siblings);
     if (!root) throw new MessageRefusedError('bad_signature');
-    const covered = batchStatement(size, root);
+    const covered = batchStatement(proof.size, root);
     const batch = `${kid}.${signature.toString('latin1')}${covered.toString('latin1')}`;
     return { key, signature, body, covered, batch };
   }
@@ -354,6 +360,31 @@ export class EnvelopeCodec {
       envelope.traceparent,
     );
   }
+}
+
+interface BatchProof {
+  readonly size: number;
+  readonly index: number;
+  readonly siblings: Buffer[];
+  /** Where the proof ends: the dot before the envelope. */
+  readonly end: number;
+}
+
+/** The `<size>:<index>:<hex hashes>` of a batched message at `start`, or `malformed`. */
+function readProof(wire: Buffer, start: number): BatchProof {
+  const end = wire.indexOf(DOT, start);
+  if (end < 0 || end - start > MAX_BATCH_PROOF_CHARS) throw new MessageRefusedError('malformed');
+  const proof = BATCH_PROOF.exec(wire.toString('latin1', start, end));
+  if (!proof) throw new MessageRefusedError('malformed');
+  const size = Number(proof[1]);
+  const index = Number(proof[2]);
+  if (size < 2 || size > MAX_BATCH_SIZE || index >= size) {
+    throw new MessageRefusedError('malformed');
+  }
+  const hashes = Buffer.from(proof[3], 'hex');
+  const siblings: Buffer[] = [];
+  for (let at = 0; at < hashes.length; at += 32) siblings.push(hashes.subarray(at, at + 32));
+  return { size, index, siblings, end };
 }
 
 interface SignedBytes {

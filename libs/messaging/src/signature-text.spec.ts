@@ -69,6 +69,14 @@ describe(decodeSignature.name, () => {
     expect(decodeSignature(wire.subarray(0, wire.length - 1), 4)).toBeUndefined();
     expect(decodeSignature(wire, -1)).toBeUndefined();
   });
+
+  it('refuses a start that is not an index', () => {
+    const wire = Buffer.from(`kid.${randomBytes(64).toString('base64url')}`, 'latin1');
+
+    for (const start of [Number.NaN, 4.5, Infinity, -Infinity]) {
+      expect(decodeSignature(wire, start)).toBeUndefined();
+    }
+  });
 });
 
 describe(encodeSignature.name, () => {
@@ -89,5 +97,10 @@ describe(encodeSignature.name, () => {
   it('refuses a value that is not 64 bytes, or too little room', () => {
     expect(() => encodeSignature(new Uint8Array(63), Buffer.alloc(100), 0)).toThrow(RangeError);
     expect(() => encodeSignature(new Uint8Array(64), Buffer.alloc(85), 0)).toThrow(RangeError);
+    for (const start of [Number.NaN, 0.5]) {
+      expect(() => encodeSignature(new Uint8Array(64), Buffer.alloc(100), start)).toThrow(
+        RangeError,
+      );
+    }
   });
 });

@@ -8,12 +8,17 @@ for (let value = 0; value < ALPHABET.length; value++) VALUE_OF[ALPHABET.charCode
 /** Each 6-bit value's ASCII code. */
 const CODE_OF = Uint8Array.from(ALPHABET, (char) => char.charCodeAt(0));
 
+/** Whether 86 characters starting at `start` lie inside `wire` (and `start` is an index). */
+function fitsAt(wire: Uint8Array, start: number): boolean {
+  return Number.isSafeInteger(start) && start >= 0 && start + SIGNATURE_CHARS <= wire.length;
+}
+
 /**
  * Writes a 64-byte signature as 86 base64url characters at `start` in `wire`, in place, so
  * that sealing needs no intermediate string.
  */
 export function encodeSignature(signature: Uint8Array, wire: Uint8Array, start: number): void {
-  if (signature.length !== 64 || start < 0 || start + SIGNATURE_CHARS > wire.length) {
+  if (signature.length !== 64 || !fitsAt(wire, start)) {
     throw new RangeError('an Ed25519 signature and room for its 86 characters are required');
   }
   let at = start;
@@ -39,7 +44,7 @@ export function encodeSignature(signature: Uint8Array, wire: Uint8Array, start: 
  * costs about 0.4 µs in all.
  */
 export function decodeSignature(wire: Uint8Array, start: number): Buffer | undefined {
-  if (start < 0 || start + SIGNATURE_CHARS > wire.length) return undefined;
+  if (!fitsAt(wire, start)) return undefined;
   const signature = Buffer.allocUnsafe(64);
   let written = 0;
   // 4 characters carry 3 bytes; 84 characters give 63 bytes.
