@@ -290,6 +290,26 @@ describe('the outbox and the inbox on a real database', () => {
     expect(await stored(ids)).toEqual([before.invoiceId, after.invoiceId].sort());
   });
 
+  it('keeps the events of a transaction when a savepoint inside a rolled-back one was released', async () => {
+    const outbox = new Outbox('billing');
+    const [outer, inner] = [paidEvent(), paidEvent()];
+    const runner = db.createQueryRunner();
+    try {
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', outer);
+      await runner.startTransaction();
+      await runner.startTransaction();
+      await outbox.enqueue(runner.manager, 'billing.invoice.paid', inner);
+      await runner.commitTransaction();
+      await runner.rollbackTransaction();
+      await runner.commitTransaction();
+    } finally {
+      await runner.release();
+    }
+
+    expect(await stored([outer.invoiceId, inner.invoiceId])).toEqual([outer.invoiceId]);
+  });
+
   it('refuses to record an event this service may not publish', async () => {
     const outbox = new Outbox('billing');
     await expect(

@@ -147,15 +147,26 @@ function depthOf(runner: QueryRunner): number {
 }
 
 /**
- * Writes a transaction's pending rows before it (or a savepoint) commits, and forgets those
- * of a savepoint that rolls back. Registered on every data source the outbox writes through.
+ * Writes a transaction's pending rows just before its COMMIT (a savepoint released hands its
+ * rows to the level around it), and forgets those of a savepoint that rolls back. Registered
+ * on every data source the outbox writes through.
  */
 const flusher: EntitySubscriberInterface = {
   async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
-    const pending = pendingOf(event.queryRunner);
+    const runner = event.queryRunner;
+    const pending = pendingOf(runner);
     if (pending.length === 0) return;
+    const depth = depthOf(runner);
+    if (depth > 1) {
+      // A savepoint released: its rows now belong to the level around it, and are written
+      // with the transaction's COMMIT, so a rollback of that level still drops them.
+      for (const [i, entry] of pending.entries()) {
+        if (entry.depth >= depth) pending[i] = { depth: depth - 1, row: entry.row };
+      }
+      return;
+    }
     const rows = pending.splice(0).map((entry) => entry.row);
-    await event.queryRunner.manager.insert(OutboxRecord, rows);
+    await runner.manager.insert(OutboxRecord, rows);
   },
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     const pending = pendingOf(event.queryRunner);
