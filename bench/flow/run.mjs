@@ -313,11 +313,15 @@ async function runOnce(options, round) {
     result.profiles = {};
     const directory = join(keepDir, 'profiles');
     for (const file of readdirSync(directory).filter((name) => name.endsWith('.cpuprofile'))) {
-      const pid = Number(file.split('.')[3]);
-      const name = pidToName.get(pid) ?? String(pid);
+      // CPU.<date>.<time>.<pid>.<thread id>.<sequence>.cpuprofile: thread 0 is the main
+      // thread, the others are worker threads (signature verification).
+      const [pid, thread] = file.split('.').slice(3, 5).map(Number);
+      const app = pidToName.get(pid) ?? String(pid);
+      const name = thread === 0 ? app : `${app}, worker thread ${thread}`;
       const profile = JSON.parse(readFileSync(join(directory, file), 'utf8'));
       result.profiles[name] = {
         file: join(directory, file),
+        mainThread: thread === 0,
         summary: summarise(profile, { from: result.window.fromUs, to: result.window.toUs }),
       };
     }
@@ -373,8 +377,18 @@ function report(result) {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   if (result.profiles) {
-    for (const [name, { file, summary }] of Object.entries(result.profiles)) {
-      const cpu = result.processes.find((p) => p.name === name)?.cpuMsPerOrder;
+    for (const [name, { file, mainThread, summary }] of Object.entries(result.profiles)) {
+      // The process's CPU time counts all its threads: a main thread's shares are taken of it
+      // less its workers' busy time, a worker's of its own busy time.
+      const workersMs = Object.entries(result.profiles)
+        .filter(([other, p]) => !p.mainThread && other.startsWith(`${name}, `))
+        .reduce((sum, [, p]) => sum + p.summary.busyMs, 0);
+      const processMs = result.processes.find((p) => p.name === name)?.cpuMsPerOrder;
+      const cpu = mainThread
+        ? processMs === undefined
+          ? undefined
+          : processMs - workersMs / result.orders
+        : summary.busyMs / result.orders;
       printSummary(`  profile of ${name} (${file})`, summary, 20, cpu);
     }
   }

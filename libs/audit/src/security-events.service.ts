@@ -64,9 +64,18 @@ export class SecurityEvents implements OnApplicationShutdown {
    * exists if and only if the change commits.
    */
   async recordIn(transaction: unknown, event: SecurityEvent): Promise<AuditRecord> {
+    const record = this.prepare(event);
+    await this.sinks.get(record.service)?.writeIn(transaction, [record]);
+    return record;
+  }
+
+  /**
+   * The record of a decision, counted and logged like any other, for a change that writes it
+   * itself in the statement that makes the change (the caller writes it, or nothing is).
+   */
+  prepare(event: SecurityEvent): AuditRecord {
     const record = this.build(event);
     this.log(record);
-    await this.sinks.get(record.service)?.writeIn(transaction, [record]);
     return record;
   }
 

@@ -171,7 +171,7 @@ export class MessagingModule {
         },
         BusLifecycle,
       ],
-      exports: [MessageClient, Outbox, Inbox],
+      exports: [MessageClient, Outbox, OutboxAuditSink, Inbox],
     };
   }
 }

@@ -15,7 +15,16 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
 import type { Actor } from '@portcullis/core';
-import { MessageClient, MessageRequestError, Outbox } from '@portcullis/messaging';
+import {
+  MessageClient,
+  MessageRequestError,
+  Outbox,
+  OutboxAuditSink,
+  type OutboxRow,
+  outboxInsert,
+  outboxRowsJson,
+  outboxWritten,
+} from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Catalogue } from '../catalogue/catalogue';
@@ -36,6 +45,7 @@ export class OrdersService {
     @Inject(Outbox) private readonly outbox: Outbox,
     private readonly events: SecurityEvents,
     @Inject(Catalogue) private readonly catalogue: Catalogue,
+    @Inject(OutboxAuditSink) private readonly audit: OutboxAuditSink,
   ) {}
 
   /**
@@ -49,24 +59,28 @@ export class OrdersService {
     order.idempotencyKey = idempotencyKey ?? null;
     order.requestHash = idempotencyKey ? requestHash : null;
 
-    try {
-      await this.db.transaction(async (tx) => {
-        await insertOrder(tx, order);
-        await this.outbox.enqueue(tx, 'orders.created', {
-          orderId: order.id,
-          customerId: order.customerId,
-          totalCents: order.totalCents,
-          currency: order.currency,
-        });
-        await this.events.recordIn(tx, {
+    // The order, its lines, its event and its audit record: one statement, one round trip.
+    const events = [
+      this.outbox.row('orders.created', {
+        orderId: order.id,
+        customerId: order.customerId,
+        totalCents: order.totalCents,
+        currency: order.currency,
+      }),
+      ...this.audit.rowsOf([
+        this.events.prepare({
           type: 'order.created',
           outcome: 'allowed',
           service: 'orders',
           resourceType: 'order',
           resourceId: order.id,
           details: { totalCents: order.totalCents, currency: order.currency },
-        });
-      });
+        }),
+      ]),
+    ];
+    try {
+      await insertOrder(this.db, order, events);
+      outboxWritten(this.db);
     } catch (error) {
       if (idempotencyKey && isUniqueViolation(error)) {
         const winner = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
@@ -258,10 +272,16 @@ export class OrdersService {
 }
 
 /**
- * The order and its lines in one statement (the lines' foreign key is checked at its end):
- * one round trip to the database where TypeORM's two inserts took two.
+ * The order, its lines and its outbox rows in one statement, atomic without a transaction
+ * around it (the lines' foreign key is checked at its end): one round trip to the database
+ * where a transaction of TypeORM inserts took four (BEGIN, the order and lines, the outbox,
+ * COMMIT).
  */
-async function insertOrder(tx: EntityManager, order: Order): Promise<void> {
+async function insertOrder(
+  db: DataSource,
+  order: Order,
+  events: readonly OutboxRow[],
+): Promise<void> {
   const lines = order.lines.map((line) => ({
     line_no: line.lineNo,
     sku: line.sku,
@@ -270,18 +290,21 @@ async function insertOrder(tx: EntityManager, order: Order): Promise<void> {
     quantity: line.quantity,
     line_total_cents: line.lineTotalCents,
   }));
-  await tx.query(
+  await db.query(
     `WITH placed AS (
        INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
                                   idempotency_key, request_hash, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       RETURNING id)
-     INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
-                                     line_total_cents)
-     SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity, l.line_total_cents
-       FROM placed, jsonb_to_recordset($10::jsonb) AS l(
-         line_no smallint, sku varchar, name varchar, unit_price_cents integer, quantity integer,
-         line_total_cents bigint)`,
+       RETURNING id),
+     lines AS (
+       INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
+                                       line_total_cents)
+       SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity,
+              l.line_total_cents
+         FROM placed, jsonb_to_recordset($10::jsonb) AS l(
+           line_no smallint, sku varchar, name varchar, unit_price_cents integer,
+           quantity integer, line_total_cents bigint))
+     ${outboxInsert('orders', 11)}`,
     [
       order.id,
       order.customerId,
@@ -293,6 +316,7 @@ async function insertOrder(tx: EntityManager, order: Order): Promise<void> {
       order.createdAt.toISOString(),
       order.updatedAt.toISOString(),
       JSON.stringify(lines),
+      outboxRowsJson(events),
     ],
   );
 }

@@ -60,6 +60,15 @@ describe('trace context', () => {
 
       expect(spans.size).toBe(100);
     });
+
+    it('keeps ids distinct and well formed across many refills of its random pool', () => {
+      const started = Array.from({ length: 3_000 }, () => startSpan(undefined));
+
+      expect(new Set(started.map((span) => span.traceId)).size).toBe(3_000);
+      expect(new Set(started.map((span) => span.parentId)).size).toBe(3_000);
+      expect(started.every((span) => /^[0-9a-f]{32}$/.test(span.traceId))).toBe(true);
+      expect(started.every((span) => /^[0-9a-f]{16}$/.test(span.parentId))).toBe(true);
+    });
   });
 
   describe(formatTraceparent.name, () => {

@@ -1,10 +1,10 @@
 import type { DataSource, EntityManager } from 'typeorm';
 
 import type { AuditRecord, AuditSink } from '@portcullis/audit';
-import type { AuditRecordPayload } from '@portcullis/contracts';
+import type { AuditEventType, AuditRecordPayload } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
 
-import type { Outbox } from './outbox';
+import type { Outbox, OutboxRow } from './outbox';
 
 /**
  * Sends a service's audit records through its outbox, one row per record (the record id as
@@ -24,15 +24,23 @@ export class OutboxAuditSink implements AuditSink {
   }
 
   writeIn(transaction: unknown, records: readonly AuditRecord[]): Promise<void> {
-    const items = records.map((record) => ({
+    return this.outbox.enqueueAll(transaction as EntityManager, this.type, this.items(records));
+  }
+
+  /** The outbox rows of records, for a change that writes them itself (`outboxInsert`). */
+  rowsOf(records: readonly AuditRecord[]): OutboxRow[] {
+    return this.outbox.rows(this.type, this.items(records));
+  }
+
+  private get type(): AuditEventType {
+    return `${this.service}.audit.recorded`;
+  }
+
+  private items(records: readonly AuditRecord[]) {
+    return records.map((record) => ({
       id: record.id,
       payload: record as AuditRecordPayload,
       correlationId: record.correlationId,
     }));
-    return this.outbox.enqueueAll(
-      transaction as EntityManager,
-      `${this.service}.audit.recorded`,
-      items,
-    );
   }
 }

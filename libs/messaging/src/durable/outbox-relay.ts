@@ -8,7 +8,7 @@ import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
-import { OUTBOX_WRITTEN } from './outbox';
+import { OUTBOX_WRITTEN, onOutboxWritten } from './outbox';
 
 /** Rows claimed at once: one audit message can carry this many records. */
 const BATCH = AUDIT_BATCH_LIMITS.records;
@@ -52,6 +52,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
   private running = false;
   private again = false;
   private stopped = false;
+  private stopListening?: () => void;
 
   constructor(
     private readonly service: ServiceName,
@@ -62,6 +63,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
 
   start(): void {
     this.db.subscribers.push(this);
+    this.stopListening = onOutboxWritten(this.db, () => this.nudge());
     this.timer = setInterval(() => this.nudge(), POLL_MS);
     this.timer.unref();
     this.nudge();
@@ -69,6 +71,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopListening?.();
     clearInterval(this.timer);
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
   }

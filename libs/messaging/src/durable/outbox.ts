@@ -42,7 +42,8 @@ export interface OutboxItem<T extends EventType> {
   readonly actor?: Actor;
 }
 
-type OutboxRow = Pick<
+/** The values of one outbox row, as {@link Outbox.row} builds them. */
+export type OutboxRow = Pick<
   OutboxRecord,
   | 'id'
   | 'type'
@@ -75,23 +76,7 @@ export class Outbox {
   constructor(readonly service: ServiceName) {}
 
   enqueue<T extends EventType>(tx: EntityManager, type: T, payload: PayloadOf<T>): Promise<void> {
-    if (!maySend(type, this.service, 'event')) {
-      throw new Error(`${this.service} may not publish ${type}`);
-    }
-    const context = RequestContext.current();
-    return write(tx, [
-      {
-        id: randomUUID(),
-        type,
-        payload: { ...payload },
-        actor: context?.actor ?? null,
-        correlationId: context?.correlationId ?? randomUUID(),
-        traceparent: sendableTraceparent(context?.traceparent) ?? null,
-        claimedUntil: null,
-        publishedAt: null,
-        attempts: 0,
-      },
-    ]);
+    return write(tx, [this.row(type, payload)]);
   }
 
   /** Records several events of one type, each with its own id. */
@@ -100,25 +85,94 @@ export class Outbox {
     type: T,
     items: ReadonlyArray<OutboxItem<T>>,
   ): Promise<void> {
+    const rows = this.rows(type, items);
+    return rows.length === 0 ? Promise.resolve() : write(tx, rows);
+  }
+
+  /**
+   * The row {@link enqueue} writes, in the current request's context, for a change that writes
+   * it itself in one statement with {@link outboxInsert} (then {@link outboxWritten}).
+   */
+  row<T extends EventType>(type: T, payload: PayloadOf<T>): OutboxRow {
+    this.mustPublish(type);
+    const context = RequestContext.current();
+    return {
+      id: randomUUID(),
+      type,
+      payload: { ...payload },
+      actor: context?.actor ?? null,
+      correlationId: context?.correlationId ?? randomUUID(),
+      traceparent: sendableTraceparent(context?.traceparent) ?? null,
+      claimedUntil: null,
+      publishedAt: null,
+      attempts: 0,
+    };
+  }
+
+  /** The rows {@link enqueueAll} writes. */
+  rows<T extends EventType>(type: T, items: ReadonlyArray<OutboxItem<T>>): OutboxRow[] {
+    this.mustPublish(type);
+    return items.map((item) => ({
+      id: item.id,
+      type,
+      payload: { ...item.payload },
+      actor: item.actor ?? null,
+      correlationId: item.correlationId,
+      traceparent: null,
+      claimedUntil: null,
+      publishedAt: null,
+      attempts: 0,
+    }));
+  }
+
+  private mustPublish(type: EventType): void {
     if (!maySend(type, this.service, 'event')) {
       throw new Error(`${this.service} may not publish ${type}`);
     }
-    if (items.length === 0) return Promise.resolve();
-    return write(
-      tx,
-      items.map((item) => ({
-        id: item.id,
-        type,
-        payload: { ...item.payload },
-        actor: item.actor ?? null,
-        correlationId: item.correlationId,
-        traceparent: null,
-        claimedUntil: null,
-        publishedAt: null,
-        attempts: 0,
-      })),
-    );
   }
+}
+
+/**
+ * An INSERT of outbox rows into `service`'s outbox, for a WITH clause or a statement of its
+ * own, reading the rows from the JSON in parameter `$<parameter>` ({@link outboxRowsJson}).
+ * A change and its events then take one statement, atomic without a transaction around it.
+ */
+export function outboxInsert(service: ServiceName, parameter: number): string {
+  return `INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent)
+     SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent
+       FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
+         id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
+         traceparent varchar)`;
+}
+
+/** The parameter {@link outboxInsert} reads. */
+export function outboxRowsJson(rows: readonly OutboxRow[]): string {
+  return JSON.stringify(
+    rows.map((row) => ({
+      id: row.id,
+      type: row.type,
+      payload: row.payload,
+      actor: row.actor,
+      correlation_id: row.correlationId,
+      traceparent: row.traceparent,
+    })),
+  );
+}
+
+/** Listeners told when rows were written outside a transaction, by data source. */
+const written = new WeakMap<DataSource, Set<() => void>>();
+
+/** Calls `listener` (the relay) whenever {@link outboxWritten} is called for `db`. */
+export function onOutboxWritten(db: DataSource, listener: () => void): () => void {
+  const listeners = written.get(db) ?? new Set();
+  written.set(db, listeners);
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Tells `db`'s relay that a statement of its own wrote outbox rows, so it relays them now. */
+export function outboxWritten(db: DataSource): void {
+  for (const listener of written.get(db) ?? []) listener();
 }
 
 async function write(tx: EntityManager, rows: OutboxRow[]): Promise<void> {
