@@ -13,6 +13,7 @@ import {
   buildDataSourceOptions,
   closeEmbeddedDatabases,
   loadConfig,
+  RequestContext,
   openServiceDataSource,
 } from '@portcullis/core';
 
@@ -21,7 +22,7 @@ import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import type { EventStream } from './event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
-import { Outbox } from './outbox';
+import { Outbox, onOutboxWritten, outboxInsert, outboxRowsJson, outboxWritten } from './outbox';
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 import { OutboxRelay, auditBatches } from './outbox-relay';
@@ -187,6 +188,47 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     expect(plain([...sent.slice(3)].sort(byId))).toEqual(plain(records.slice(3).sort(byId)));
     expect(opened.id).toBe(auditBatchMessageId(sent.map((r) => r.id)));
     expect(batch.id).toBe(opened.id);
+    expect(await pending()).toBe(0);
+  });
+
+  it('relays rows a statement wrote itself with outboxInsert, as enqueue would have them', async () => {
+    const outbox = new Outbox('orders');
+    const order = {
+      orderId: randomUUID(),
+      customerId: randomUUID(),
+      totalCents: 4200,
+      currency: 'EUR',
+    };
+    const actor = { id: order.customerId, roles: ['customer'], sessionId: randomUUID() };
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const rows = RequestContext.run(
+      { correlationId: 'corr-statement', actor, traceparent, service: 'orders' },
+      () => [outbox.row('orders.created', order)],
+    );
+    let told = 0;
+    const stopListening = onOutboxWritten(db, () => (told += 1));
+    await db.query(outboxInsert('orders', 1), [outboxRowsJson(rows)]);
+    outboxWritten(db);
+    stopListening();
+    outboxWritten(db);
+    const stream = new CapturingStream();
+
+    const { codec } = await relay(stream);
+
+    expect(told).toBe(1);
+    expect(stream.published).toHaveLength(1);
+    const opened = codec.open(stream.published[0].data, {
+      subject: 'orders.created',
+      kinds: ['event'],
+      redeliverable: true,
+    });
+    expect(opened).toMatchObject({
+      id: rows[0].id,
+      correlationId: 'corr-statement',
+      actor,
+      traceparent,
+      payload: order,
+    });
     expect(await pending()).toBe(0);
   });
 
