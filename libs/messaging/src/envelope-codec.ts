@@ -144,7 +144,8 @@ export class EnvelopeCodec {
     const tree = batchTree(bodies.map(leafHash));
     const signature = sign(null, batchStatement(bodies.length, tree.root), key.privateKey);
     return bodies.map((body, index) => {
-      const proof = `${bodies.length}:${index}:${tree.proofs[index].map((h) => h.toString('hex')).join('')}`;
+      const hashes = tree.proofs[index].map((hash) => hash.toString('hex')).join('');
+      const proof = `${bodies.length}:${index}:${hashes}`;
       const proofStart = key.kid.length + SIGNATURE_CHARS + 2;
       const bodyStart = proofStart + proof.length + 1;
       const wire = Buffer.allocUnsafe(bodyStart + body.length);
