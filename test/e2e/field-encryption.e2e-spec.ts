@@ -252,6 +252,11 @@ describe.each(availableShapes())('field encryption and secrets, %s shape', (shap
 
     it('answers the owner in plaintext, billing details included', async () => {
       expect(adaInvoice).toMatchObject({ status: 'paid', billingDetails: DETAILS });
+      const listed = await api.get(`/billing/invoices?orderId=${adaInvoice.orderId}`, {
+        token: ada.token,
+      });
+      expect(listed.status).toBe(200);
+      expect(listed.body).toEqual([adaInvoice]);
       const me = await api.get('/auth/me', { token: ada.token });
       expect(me.body.email).toBe(ada.email);
     });
@@ -311,10 +316,13 @@ describe.each(availableShapes())('field encryption and secrets, %s shape', (shap
         );
 
         const invoice = await api.get(`/billing/invoices/${bobInvoice.id}`, { token: bob.token });
+        const listed = await api.get('/billing/invoices', { token: bob.token });
 
         expect(invoice.status).toBe(500);
         expect(invoice.body).toEqual(GENERIC_500);
         expect(JSON.stringify(invoice.body)).not.toContain(DETAILS.name);
+        expect(listed.status).toBe(500);
+        expect(listed.body).toEqual(GENERIC_500);
         await db.query('UPDATE billing.invoices SET billing_details_sealed = $1 WHERE id = $2', [
           saved.billing_details_sealed,
           bobInvoice.id,

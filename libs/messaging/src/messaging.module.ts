@@ -44,6 +44,9 @@ function natsConnectionOptions(config: AppConfig, name: string): Record<string, 
     name: `portcullis-${name}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // A request (and so every JetStream publish) would otherwise build an Error up front to
+    // keep the caller's stack for a failure that rarely comes; no answer shows stacks anyway.
+    noAsyncTraces: true,
     // TLS with this process's client certificate, and inboxes that only its NATS user reads.
     ...natsTransportSecurity(config.natsTls),
   };

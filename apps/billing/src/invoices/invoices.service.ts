@@ -19,10 +19,23 @@ import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Payment } from '../payments/payment.entity';
 import { PaymentProvider } from '../payments/payment-provider';
-import { type BillingDetails, Invoice } from './invoice.entity';
+import { type BillingDetails, Invoice, type InvoiceStatus } from './invoice.entity';
 import type { InvoiceView, PayInvoiceDto } from './invoice.dto';
 
 const LIST_LIMIT = 100;
+
+/** An invoice row as {@link InvoicesService.list} reads it. */
+interface InvoiceRow {
+  id: string;
+  order_id: string;
+  customer_id: string;
+  amount_cents: string;
+  currency: string;
+  status: InvoiceStatus;
+  billing_details_sealed: Buffer | null;
+  created_at: Date | string;
+  paid_at: Date | string | null;
+}
 
 @Injectable()
 export class InvoicesService {
@@ -43,28 +56,23 @@ export class InvoicesService {
     tx: EntityManager,
     orders: ReadonlyArray<InboxBatchItem<OrderCreatedEvent>>,
   ): Promise<void> {
-    const opened = await tx
-      .createQueryBuilder()
-      .insert()
-      .into(Invoice)
-      .values(
-        orders.map(({ item: order }) => ({
-          id: randomUUID(),
-          orderId: order.orderId,
-          customerId: order.customerId,
-          amountCents: order.totalCents,
-          currency: order.currency,
-          status: 'open' as const,
-          paymentReference: null,
-          paidAt: null,
-        })),
-      )
-      .orIgnore()
-      .returning('id, order_id')
-      .execute();
-    const invoiceOf = new Map(
-      (opened.raw as Array<{ id: string; order_id: string }>).map((row) => [row.order_id, row.id]),
+    // One statement, written out: TypeORM's insert builder costs several times more per row.
+    const opened = await tx.query<Array<{ id: string; order_id: string }>>(
+      `INSERT INTO billing.invoices (id, order_id, customer_id, amount_cents, currency, status)
+       SELECT i.id, i.order_id, i.customer_id, i.amount_cents, i.currency, 'open'
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::char(3)[])
+           AS i(id, order_id, customer_id, amount_cents, currency)
+       ON CONFLICT DO NOTHING
+       RETURNING id, order_id`,
+      [
+        orders.map(() => randomUUID()),
+        orders.map(({ item }) => item.orderId),
+        orders.map(({ item }) => item.customerId),
+        orders.map(({ item }) => item.totalCents),
+        orders.map(({ item }) => item.currency),
+      ],
     );
+    const invoiceOf = new Map(opened.map((row) => [row.order_id, row.id]));
     for (const { item: order, within } of orders) {
       const invoiceId = invoiceOf.get(order.orderId);
       if (!invoiceId) continue;
@@ -112,14 +120,43 @@ export class InvoicesService {
     });
   }
 
+  /**
+   * The actor's invoices (every invoice for an admin), optionally of one order. Read with one
+   * query of its own: this is what a client polls while it waits for an order's invoice, and
+   * TypeORM's `find` cost about 0.25 ms of CPU more per call than the query it sends.
+   */
   async list(actor: Actor, orderId?: string): Promise<InvoiceView[]> {
     const customerId = ownerScope(actor);
-    const invoices = await this.db.getRepository(Invoice).find({
-      where: { ...(customerId ? { customerId } : {}), ...(orderId ? { orderId } : {}) },
-      order: { createdAt: 'DESC' },
-      take: LIST_LIMIT,
+    const conditions: string[] = [];
+    const parameters: unknown[] = [];
+    if (customerId) conditions.push(`customer_id = $${parameters.push(customerId)}`);
+    if (orderId) conditions.push(`order_id = $${parameters.push(orderId)}`);
+    const rows = await this.db.query<InvoiceRow[]>(
+      `SELECT id, order_id, customer_id, amount_cents, currency, status, billing_details_sealed,
+              created_at, paid_at
+         FROM billing.invoices
+        ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
+        ORDER BY created_at DESC
+        LIMIT ${LIST_LIMIT}`,
+      parameters,
+    );
+    return Promise.all(rows.map(async (row) => view(await this.invoiceOf(row))));
+  }
+
+  private async invoiceOf(row: InvoiceRow): Promise<Invoice> {
+    const invoice = Object.assign(new Invoice(), {
+      id: row.id,
+      orderId: row.order_id,
+      customerId: row.customer_id,
+      amountCents: Number(row.amount_cents),
+      currency: row.currency,
+      status: row.status,
+      billingDetailsSealed: row.billing_details_sealed,
+      // Dates as the driver gives them (pg: Date; the embedded database: Date or text).
+      createdAt: new Date(row.created_at),
+      paidAt: row.paid_at === null ? null : new Date(row.paid_at),
     });
-    return invoices.map(view);
+    return this.fields.openSealed(this.db.manager, Invoice, invoice);
   }
 
   async get(actor: Actor, invoiceId: string): Promise<InvoiceView> {

@@ -11,7 +11,7 @@ import {
 
 import type { AppConfig } from '../config/app-config';
 import { sealedFieldsOf } from './sealed-column';
-import { sealRow } from './sealed-rows';
+import { openRow, sealRow } from './sealed-rows';
 import { vaultOptions } from './secret-options';
 
 /**
@@ -63,6 +63,22 @@ export class FieldEncryption implements OnApplicationShutdown {
         ([key]) => !plaintexts.has(key) && key !== metadata.primaryColumns[0].propertyName,
       ),
     ) as Partial<T>;
+  }
+
+  /**
+   * Opens the sealed columns of an entity read without TypeORM's loading (a raw query mapped
+   * by hand) into their plaintext properties, as loading it would. Fails like loading does
+   * when a field fails its integrity check.
+   */
+  async openSealed<T extends ObjectLiteral>(
+    manager: EntityManager,
+    target: EntityTarget<T>,
+    row: T,
+  ): Promise<T> {
+    const metadata = manager.connection.getMetadata(target);
+    const fields = sealedFieldsOf(metadata.target);
+    if (fields) await openRow(this, metadata, fields, row);
+    return row;
   }
 
   /** Reloads keys every `intervalMs`; a failed reload keeps the keys already loaded. */

@@ -18,7 +18,7 @@ import {
 import { type Actor, RequestContext, type ServiceName } from '@portcullis/core';
 
 import { sendableTraceparent } from '../trace-context';
-import { OutboxRecord } from './outbox-record.entity';
+import type { OutboxRecord } from './outbox-record.entity';
 
 /** Marks a transaction that wrote to the outbox, so its commit wakes the relay. */
 export const OUTBOX_WRITTEN = 'portcullis.outboxWritten';
@@ -59,6 +59,7 @@ export type OutboxRow = Pick<
 /** A row waiting for its transaction's commit, and the savepoint depth that enqueued it. */
 interface PendingRow {
   readonly depth: number;
+  readonly service: ServiceName;
   readonly row: OutboxRow;
 }
 
@@ -76,7 +77,7 @@ export class Outbox {
   constructor(readonly service: ServiceName) {}
 
   enqueue<T extends EventType>(tx: EntityManager, type: T, payload: PayloadOf<T>): Promise<void> {
-    return write(tx, [this.row(type, payload)]);
+    return write(tx, this.service, [this.row(type, payload)]);
   }
 
   /** Records several events of one type, each with its own id. */
@@ -86,7 +87,7 @@ export class Outbox {
     items: ReadonlyArray<OutboxItem<T>>,
   ): Promise<void> {
     const rows = this.rows(type, items);
-    return rows.length === 0 ? Promise.resolve() : write(tx, rows);
+    return rows.length === 0 ? Promise.resolve() : write(tx, this.service, rows);
   }
 
   /**
@@ -175,18 +176,30 @@ export function outboxWritten(db: DataSource): void {
   for (const listener of written.get(db) ?? []) listener();
 }
 
-async function write(tx: EntityManager, rows: OutboxRow[]): Promise<void> {
+async function write(tx: EntityManager, service: ServiceName, rows: OutboxRow[]): Promise<void> {
   const runner = tx.queryRunner;
   if (!runner?.isTransactionActive) {
-    await tx.insert(OutboxRecord, rows);
+    await insertRows(tx, service, rows);
     if (runner) runner.data = { ...runner.data, [OUTBOX_WRITTEN]: true };
     return;
   }
   watch(tx.connection);
   const depth = depthOf(runner);
   const pending = pendingOf(runner);
-  for (const row of rows) pending.push({ depth, row });
+  for (const row of rows) pending.push({ depth, service, row });
   runner.data = { ...runner.data, [OUTBOX_PENDING]: pending, [OUTBOX_WRITTEN]: true };
+}
+
+/**
+ * One statement for all the rows, built here rather than by TypeORM's insert builder, which
+ * costs far more per row (about 0.1 ms of CPU for a transaction's few rows under load).
+ */
+async function insertRows(
+  tx: EntityManager,
+  service: ServiceName,
+  rows: readonly OutboxRow[],
+): Promise<void> {
+  await tx.query(outboxInsert(service, 1), [outboxRowsJson(rows)]);
 }
 
 function pendingOf(runner: QueryRunner): PendingRow[] {
@@ -215,12 +228,17 @@ const flusher: EntitySubscriberInterface = {
       // A savepoint released: its rows now belong to the level around it, and are written
       // with the transaction's COMMIT, so a rollback of that level still drops them.
       for (const [i, entry] of pending.entries()) {
-        if (entry.depth >= depth) pending[i] = { depth: depth - 1, row: entry.row };
+        if (entry.depth >= depth) pending[i] = { ...entry, depth: depth - 1 };
       }
       return;
     }
-    const rows = pending.splice(0).map((entry) => entry.row);
-    await runner.manager.insert(OutboxRecord, rows);
+    const byService = new Map<ServiceName, OutboxRow[]>();
+    for (const { service, row } of pending.splice(0)) {
+      const rows = byService.get(service) ?? [];
+      rows.push(row);
+      byService.set(service, rows);
+    }
+    for (const [service, rows] of byService) await insertRows(runner.manager, service, rows);
   },
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     const pending = pendingOf(event.queryRunner);
