@@ -4,13 +4,13 @@ import type { AuditRecord, AuditSink } from '@portcullis/audit';
 import type { AuditEventType, AuditRecordPayload } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
 
-import type { Outbox, OutboxRow } from './outbox';
+import { type Outbox, type OutboxRow, outboxInsert, outboxRowsJson, outboxWritten } from './outbox';
 
 /**
- * Sends a service's audit records through its outbox, one row per record (the record id as
- * the row id), of type `<service>.audit.recorded`. The relay publishes the rows it finds
- * together as one message; they reach the collector when the bus is back, however long it
- * was down, and a repeat is appended once.
+ * Sends a service's audit records through its outbox, as rows of type
+ * `<service>.audit.recorded`: the records one statement writes share a row (`packAuditRows`).
+ * The relay publishes the rows it finds together as one message; they reach the collector
+ * when the bus is back, however long it was down, and a repeat is appended once.
  */
 export class OutboxAuditSink implements AuditSink {
   constructor(
@@ -19,8 +19,10 @@ export class OutboxAuditSink implements AuditSink {
     private readonly outbox: Outbox,
   ) {}
 
-  write(records: readonly AuditRecord[]): Promise<void> {
-    return this.db.transaction((tx) => this.writeIn(tx, records));
+  /** Records decided outside any transaction: one INSERT, atomic on its own. */
+  async write(records: readonly AuditRecord[]): Promise<void> {
+    await this.db.query(outboxInsert(this.service, 1), [outboxRowsJson(this.rowsOf(records))]);
+    outboxWritten(this.db);
   }
 
   writeIn(transaction: unknown, records: readonly AuditRecord[]): Promise<void> {

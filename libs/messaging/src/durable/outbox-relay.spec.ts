@@ -22,7 +22,14 @@ import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import type { EventStream } from './event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
-import { Outbox, onOutboxWritten, outboxInsert, outboxRowsJson, outboxWritten } from './outbox';
+import {
+  Outbox,
+  onOutboxWritten,
+  outboxInsert,
+  outboxRowsJson,
+  outboxWritten,
+  packAuditRows,
+} from './outbox';
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 import { OutboxRelay, auditBatches } from './outbox-relay';
@@ -102,6 +109,69 @@ describe(auditBatches.name, () => {
     expect(auditBatches(rows).map((batch) => batch.map((r) => r.type))).toEqual([
       ['orders.audit.recorded'],
       ['auth.audit.recorded'],
+    ]);
+  });
+});
+
+describe(packAuditRows.name, () => {
+  const outbox = new Outbox('orders');
+  const auditRows = (records: readonly AuditRecord[]) =>
+    outbox.rows(
+      'orders.audit.recorded',
+      records.map((r) => ({ id: r.id, payload: r as AuditRecordPayload, correlationId: 'c' })),
+    );
+  const event = () =>
+    outbox.row('orders.created', {
+      orderId: randomUUID(),
+      customerId: randomUUID(),
+      totalCents: 1,
+      currency: 'EUR',
+    });
+
+  it('puts the records of one type in one row, named by the first, and keeps other rows', () => {
+    const records = [record(1), record(2), record(3)];
+    const first = event();
+    const rows = [
+      first,
+      ...auditRows(records.slice(0, 2)),
+      event(),
+      ...auditRows(records.slice(2)),
+    ];
+
+    const packed = packAuditRows(rows);
+
+    expect(packed.map((row) => row.type)).toEqual([
+      'orders.created',
+      'orders.audit.recorded',
+      'orders.created',
+    ]);
+    expect(packed[0]).toBe(first);
+    expect(packed[1].id).toBe(records[0].id);
+    expect(packed[1].payload).toEqual({ records: records.map((r) => ({ ...r })) });
+  });
+
+  it(`keeps at most ${AUDIT_BATCH_LIMITS.records} records in a row`, () => {
+    const records = Array.from({ length: 1_001 }, (_, n) => record(n));
+
+    const packed = packAuditRows(auditRows(records));
+
+    expect(packed.map((row) => (row.payload as { records: unknown[] }).records.length)).toEqual([
+      500, 500, 1,
+    ]);
+    expect(
+      packed.flatMap((row) => (row.payload as { records: AuditRecord[] }).records.map((r) => r.id)),
+    ).toEqual(records.map((r) => r.id));
+  });
+
+  it('starts a new row before the byte bound, and gives a record above it a row alone', () => {
+    const big = (n: number, bytes: number) =>
+      ({ ...record(n), details: { text: 'x'.repeat(bytes) } }) as AuditRecord;
+    const records = [big(1, 100_000), big(2, 100_000), big(3, 100_000), big(4, 300_000), record(5)];
+
+    const packed = packAuditRows(auditRows(records));
+
+    expect(packed.map((row) => (row.payload as { records: unknown[] }).records.length)).toEqual([
+      2, 1, 1, 1,
     ]);
   });
 });
@@ -191,6 +261,44 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     expect(await pending()).toBe(0);
   });
 
+  it('stores the records one statement writes in one row, and reads rows of the earlier form too', async () => {
+    const sink = new OutboxAuditSink('orders', db, new Outbox('orders'));
+    const records = Array.from({ length: 6 }, (_, n) => record(n));
+    // A row as it was stored before records were packed: the record itself as the payload.
+    await db.query(
+      `INSERT INTO orders.outbox (id, type, payload, correlation_id, created_at)
+       VALUES ($1, 'orders.audit.recorded', $2, $3, now() - interval '1 second')`,
+      [records[0].id, JSON.stringify(records[0]), records[0].correlationId],
+    );
+    await db.transaction(async (tx) => {
+      await sink.writeIn(tx, records.slice(1, 3));
+      await sink.writeIn(tx, records.slice(3, 4));
+    });
+    await sink.write(records.slice(4));
+    const stored = await db.query<Array<{ id: string; n: number }>>(
+      `SELECT id, jsonb_array_length(payload->'records') AS n FROM orders.outbox
+        WHERE payload ? 'records' ORDER BY created_at`,
+    );
+    expect(stored).toEqual([
+      { id: records[1].id, n: 3 },
+      { id: records[4].id, n: 2 },
+    ]);
+    const stream = new CapturingStream();
+
+    const { codec } = await relay(stream);
+
+    expect(stream.published).toHaveLength(1);
+    const opened = codec.open(stream.published[0].data, {
+      subject: 'orders.audit.recorded',
+      kinds: ['event'],
+      redeliverable: true,
+    });
+    const sent = (opened.payload as AuditRecordedEvent).records;
+    expect(sent.map((r) => r.id)).toEqual(records.map((r) => r.id));
+    expect(opened.id).toBe(auditBatchMessageId(records.map((r) => r.id)));
+    expect(await pending()).toBe(0);
+  });
+
   it('relays rows a statement wrote itself with outboxInsert, as enqueue would have them', async () => {
     const outbox = new Outbox('orders');
     const order = {
@@ -239,7 +347,8 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     stream.down = true;
 
     await relay(stream);
-    expect(await pending()).toBe(2);
+    // The two records written by one statement share one row.
+    expect(await pending()).toBe(1);
 
     await db.query('UPDATE orders.outbox SET claimed_until = NULL');
     stream.down = false;

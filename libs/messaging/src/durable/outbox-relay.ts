@@ -8,7 +8,7 @@ import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
-import { OUTBOX_WRITTEN, onOutboxWritten } from './outbox';
+import { OUTBOX_WRITTEN, auditRecordsOf, onOutboxWritten } from './outbox';
 
 /** Rows claimed at once: one audit message can carry this many records. */
 const BATCH = AUDIT_BATCH_LIMITS.records;
@@ -186,16 +186,16 @@ export class OutboxRelay implements EntitySubscriberInterface {
       pending.push({ type: row.type, id: row.id, rows: [row.id], message });
     }
     for (const batch of auditBatches(audit)) {
-      const ids = batch.map((row) => row.id);
-      const id = auditBatchMessageId(ids);
+      const records = batch.flatMap((row) => auditRecordsOf(row.payload)) as Array<{ id: string }>;
+      const id = auditBatchMessageId(records.map((record) => record.id));
       // Each record keeps its own correlation id and trace context; the batch has neither.
       const message = {
         kind: 'event' as const,
         type: batch[0].type,
-        payload: { records: batch.map((row) => row.payload) },
+        payload: { records },
         options: { id, correlationId: randomUUID(), ttlMs: DURABLE_EVENT_TTL_MS },
       };
-      pending.push({ type: batch[0].type, id, rows: ids, message });
+      pending.push({ type: batch[0].type, id, rows: batch.map((row) => row.id), message });
     }
     const sealed = this.codec.sealBatch(
       this.service,
@@ -206,30 +206,33 @@ export class OutboxRelay implements EntitySubscriberInterface {
 }
 
 /**
- * Audit rows cut into batches of one type each, in order, within {@link AUDIT_BATCH_LIMITS}:
- * a record that alone exceeds the byte bound still travels, on its own.
+ * Audit rows cut into batches of one type each, in order, whose records stay within
+ * {@link AUDIT_BATCH_LIMITS}. A row is never split (the outbox packs no more than the limits
+ * into one); a row that alone exceeds the byte bound still travels, on its own.
  */
 export function auditBatches<T extends { type: string; payload: unknown }>(
   rows: readonly T[],
 ): T[][] {
   const batches: T[][] = [];
-  const open = new Map<string, { rows: T[]; bytes: number }>();
+  const open = new Map<string, { rows: T[]; records: number; bytes: number }>();
   for (const row of rows) {
-    const bytes = Buffer.byteLength(JSON.stringify(row.payload)) + 1;
+    const records = auditRecordsOf(row.payload);
+    const bytes = Buffer.byteLength(JSON.stringify(records));
     let batch = open.get(row.type);
     if (
       batch &&
-      (batch.rows.length >= AUDIT_BATCH_LIMITS.records ||
+      (batch.records + records.length > AUDIT_BATCH_LIMITS.records ||
         batch.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
     ) {
       batch = undefined;
     }
     if (!batch) {
-      batch = { rows: [], bytes: 0 };
+      batch = { rows: [], records: 0, bytes: 0 };
       open.set(row.type, batch);
       batches.push(batch.rows);
     }
     batch.rows.push(row);
+    batch.records += records.length;
     batch.bytes += bytes;
   }
   return batches;

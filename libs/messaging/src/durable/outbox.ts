@@ -9,10 +9,12 @@ import type {
 } from 'typeorm';
 
 import {
+  AUDIT_BATCH_LIMITS,
   type AuditEventType,
   type AuditRecordPayload,
   type EventType,
   type PayloadOf,
+  isAuditEventType,
   maySend,
 } from '@portcullis/contracts';
 import { type Actor, RequestContext, type ServiceName } from '@portcullis/core';
@@ -146,10 +148,13 @@ export function outboxInsert(service: ServiceName, parameter: number): string {
          traceparent varchar)`;
 }
 
-/** The parameter {@link outboxInsert} reads. */
+/**
+ * The parameter {@link outboxInsert} reads: the rows as they are stored, the audit records
+ * among them packed by {@link packAuditRows}.
+ */
 export function outboxRowsJson(rows: readonly OutboxRow[]): string {
   return JSON.stringify(
-    rows.map((row) => ({
+    packAuditRows(rows).map((row) => ({
       id: row.id,
       type: row.type,
       payload: row.payload,
@@ -158,6 +163,50 @@ export function outboxRowsJson(rows: readonly OutboxRow[]): string {
       traceparent: row.traceparent,
     })),
   );
+}
+
+/** What a stored audit row holds: one record (as rows were first written), or several. */
+export function auditRecordsOf(payload: unknown): unknown[] {
+  const records = (payload as { records?: unknown } | null)?.records;
+  return Array.isArray(records) ? records : [payload];
+}
+
+/**
+ * The audit records among `rows` (one per row, as {@link Outbox.rows} makes them) stored
+ * together: the records of one type that one statement writes share a row, with payload
+ * `{ records: [...] }`, within {@link AUDIT_BATCH_LIMITS} (a record that alone passes the byte
+ * bound gets a row of its own). The row takes its first record's id. Every row stored costs
+ * an insert and two updates (claimed, published), so a transaction that audits ten things
+ * now writes one row where it wrote ten. Other rows are kept as they are, in order.
+ */
+export function packAuditRows(rows: readonly OutboxRow[]): OutboxRow[] {
+  const packed: OutboxRow[] = [];
+  const open = new Map<string, { row: OutboxRow; records: unknown[]; bytes: number }>();
+  for (const row of rows) {
+    if (!isAuditEventType(row.type)) {
+      packed.push(row);
+      continue;
+    }
+    const records = auditRecordsOf(row.payload);
+    const bytes = Buffer.byteLength(JSON.stringify(records));
+    let pack = open.get(row.type);
+    if (
+      pack &&
+      (pack.records.length + records.length > AUDIT_BATCH_LIMITS.records ||
+        pack.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
+    ) {
+      pack = undefined;
+    }
+    if (!pack) {
+      pack = { row: { ...row, payload: { records: [] } }, records: [], bytes: 0 };
+      (pack.row.payload as { records: unknown[] }).records = pack.records;
+      open.set(row.type, pack);
+      packed.push(pack.row);
+    }
+    pack.records.push(...records);
+    pack.bytes += bytes;
+  }
+  return packed;
 }
 
 /** Listeners told when rows were written outside a transaction, by data source. */
