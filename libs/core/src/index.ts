@@ -7,6 +7,7 @@ export * from './context/request-context';
 export * from './database/data-source-options';
 export * from './database/database.module';
 export * from './database/pglite-pool';
+export * from './database/prepared-statements';
 export * from './encryption/field-encryption';
 export * from './encryption/field-encryption.module';
 export * from './encryption/resealing';

@@ -1,5 +1,7 @@
 import type { DataSource } from 'typeorm';
 
+import { preparedStatement } from '@portcullis/core';
+
 import {
   type AuditRecord,
   type ChainHead,
@@ -83,6 +85,27 @@ export async function verifyStoredChain(
   }, head);
 }
 
+const READ_HEAD = preparedStatement(
+  `SELECT h.sequence, h.hash,
+          (SELECT array_agg(r.id::text) FROM audit.records r WHERE r.id = ANY($1::uuid[])) AS seen
+     FROM audit.chain_head h
+      FOR UPDATE OF h`,
+);
+
+/** The new records and the head that now ends them, in one statement. */
+const APPEND = preparedStatement(
+  `WITH appended AS (
+     INSERT INTO audit.records (${RECORD_COLUMNS})
+     SELECT ${RECORD_COLUMNS}
+       FROM jsonb_to_recordset($1::jsonb) AS r(
+         sequence bigint, id uuid, time timestamptz, service varchar, type varchar,
+         outcome varchar, actor_user_id varchar, actor_roles jsonb, actor_session_id varchar,
+         actor_client_ip varchar, resource_type varchar, resource_id varchar,
+         correlation_id varchar, traceparent varchar, reason varchar, details jsonb,
+         prev_hash char(64), hash char(64)))
+   UPDATE audit.chain_head SET sequence = $2, hash = $3`,
+);
+
 /**
  * The hash chain in `audit.records`. Appends are serialized by locking the chain head, and a
  * batch is appended in one transaction with one multi-row insert; a record whose id is in the
@@ -94,14 +117,11 @@ export class AuditChain {
   /** Appends the records in order; resolves to those appended now (not seen before). */
   append(records: readonly AuditRecord[]): Promise<AuditRecord[]> {
     return this.db.transaction(async (tx) => {
-      const [head] = await tx.query<Array<{ sequence: string | number; hash: string }>>(
-        'SELECT sequence, hash FROM audit.chain_head FOR UPDATE',
-      );
-      const seen = await tx.query<Array<{ id: string }>>(
-        'SELECT id FROM audit.records WHERE id = ANY($1::uuid[])',
-        [records.map((record) => record.id)],
-      );
-      const known = new Set(seen.map((row) => row.id));
+      // The head, locked, and which of the records the chain holds already: one round trip.
+      const [head] = await tx.query<
+        Array<{ sequence: string | number; hash: string; seen: string[] | null }>
+      >(READ_HEAD, [records.map((record) => record.id)]);
+      const known = new Set(head.seen ?? []);
       let sequence = Number(head.sequence);
       let hash = head.hash;
       const appended: AuditRecord[] = [];
@@ -116,18 +136,7 @@ export class AuditChain {
         rows.push(toColumns(sequence, record, prevHash, hash));
       }
       if (rows.length === 0) return appended;
-      await tx.query(
-        `INSERT INTO audit.records (${RECORD_COLUMNS})
-         SELECT ${RECORD_COLUMNS}
-           FROM jsonb_to_recordset($1::jsonb) AS r(
-             sequence bigint, id uuid, time timestamptz, service varchar, type varchar,
-             outcome varchar, actor_user_id varchar, actor_roles jsonb, actor_session_id varchar,
-             actor_client_ip varchar, resource_type varchar, resource_id varchar,
-             correlation_id varchar, traceparent varchar, reason varchar, details jsonb,
-             prev_hash char(64), hash char(64))`,
-        [JSON.stringify(rows)],
-      );
-      await tx.query('UPDATE audit.chain_head SET sequence = $1, hash = $2', [sequence, hash]);
+      await tx.query(APPEND, [JSON.stringify(rows), sequence, hash]);
       return appended;
     });
   }

@@ -13,7 +13,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
-import { type Actor, FieldEncryption } from '@portcullis/core';
+import { type Actor, FieldEncryption, preparedStatement } from '@portcullis/core';
 import { type InboxBatchItem, Outbox } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
@@ -23,6 +23,15 @@ import { type BillingDetails, Invoice, type InvoiceStatus } from './invoice.enti
 import type { InvoiceView, PayInvoiceDto } from './invoice.dto';
 
 const LIST_LIMIT = 100;
+
+const OPEN_INVOICES = preparedStatement(
+  `INSERT INTO billing.invoices (id, order_id, customer_id, amount_cents, currency, status)
+   SELECT i.id, i.order_id, i.customer_id, i.amount_cents, i.currency, 'open'
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::char(3)[])
+       AS i(id, order_id, customer_id, amount_cents, currency)
+   ON CONFLICT DO NOTHING
+   RETURNING id, order_id`,
+);
 
 /** An invoice row as {@link InvoicesService.list} reads it. */
 interface InvoiceRow {
@@ -57,21 +66,13 @@ export class InvoicesService {
     orders: ReadonlyArray<InboxBatchItem<OrderCreatedEvent>>,
   ): Promise<void> {
     // One statement, written out: TypeORM's insert builder costs several times more per row.
-    const opened = await tx.query<Array<{ id: string; order_id: string }>>(
-      `INSERT INTO billing.invoices (id, order_id, customer_id, amount_cents, currency, status)
-       SELECT i.id, i.order_id, i.customer_id, i.amount_cents, i.currency, 'open'
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::char(3)[])
-           AS i(id, order_id, customer_id, amount_cents, currency)
-       ON CONFLICT DO NOTHING
-       RETURNING id, order_id`,
-      [
-        orders.map(() => randomUUID()),
-        orders.map(({ item }) => item.orderId),
-        orders.map(({ item }) => item.customerId),
-        orders.map(({ item }) => item.totalCents),
-        orders.map(({ item }) => item.currency),
-      ],
-    );
+    const opened = await tx.query<Array<{ id: string; order_id: string }>>(OPEN_INVOICES, [
+      orders.map(() => randomUUID()),
+      orders.map(({ item }) => item.orderId),
+      orders.map(({ item }) => item.customerId),
+      orders.map(({ item }) => item.totalCents),
+      orders.map(({ item }) => item.currency),
+    ]);
     const invoiceOf = new Map(opened.map((row) => [row.order_id, row.id]));
     for (const { item: order, within } of orders) {
       const invoiceId = invoiceOf.get(order.orderId);
@@ -131,13 +132,16 @@ export class InvoicesService {
     const parameters: unknown[] = [];
     if (customerId) conditions.push(`customer_id = $${parameters.push(customerId)}`);
     if (orderId) conditions.push(`order_id = $${parameters.push(orderId)}`);
+    // One of four texts, each prepared once.
     const rows = await this.db.query<InvoiceRow[]>(
-      `SELECT id, order_id, customer_id, amount_cents, currency, status, billing_details_sealed,
-              created_at, paid_at
-         FROM billing.invoices
-        ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
-        ORDER BY created_at DESC
-        LIMIT ${LIST_LIMIT}`,
+      preparedStatement(
+        `SELECT id, order_id, customer_id, amount_cents, currency, status, billing_details_sealed,
+                created_at, paid_at
+           FROM billing.invoices
+          ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
+          ORDER BY created_at DESC
+          LIMIT ${LIST_LIMIT}`,
+      ),
       parameters,
     );
     return Promise.all(rows.map(async (row) => view(await this.invoiceOf(row))));

@@ -14,7 +14,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
-import type { Actor } from '@portcullis/core';
+import { type Actor, preparedStatement } from '@portcullis/core';
 import {
   MessageClient,
   MessageRequestError,
@@ -277,21 +277,9 @@ export class OrdersService {
  * where a transaction of TypeORM inserts took four (BEGIN, the order and lines, the outbox,
  * COMMIT).
  */
-async function insertOrder(
-  db: DataSource,
-  order: Order,
-  events: readonly OutboxRow[],
-): Promise<void> {
-  const lines = order.lines.map((line) => ({
-    line_no: line.lineNo,
-    sku: line.sku,
-    name: line.name,
-    unit_price_cents: line.unitPriceCents,
-    quantity: line.quantity,
-    line_total_cents: line.lineTotalCents,
-  }));
-  await db.query(
-    `WITH placed AS (
+/** The order, its lines and its outbox rows: one statement. */
+const PLACE_ORDER = preparedStatement(
+  `WITH placed AS (
        INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
                                   idempotency_key, request_hash, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -305,20 +293,34 @@ async function insertOrder(
            line_no smallint, sku varchar, name varchar, unit_price_cents integer,
            quantity integer, line_total_cents bigint))
      ${outboxInsert('orders', 11)}`,
-    [
-      order.id,
-      order.customerId,
-      order.status,
-      order.totalCents,
-      order.currency,
-      order.idempotencyKey,
-      order.requestHash,
-      order.createdAt.toISOString(),
-      order.updatedAt.toISOString(),
-      JSON.stringify(lines),
-      outboxRowsJson(events),
-    ],
-  );
+);
+
+async function insertOrder(
+  db: DataSource,
+  order: Order,
+  events: readonly OutboxRow[],
+): Promise<void> {
+  const lines = order.lines.map((line) => ({
+    line_no: line.lineNo,
+    sku: line.sku,
+    name: line.name,
+    unit_price_cents: line.unitPriceCents,
+    quantity: line.quantity,
+    line_total_cents: line.lineTotalCents,
+  }));
+  await db.query(PLACE_ORDER, [
+    order.id,
+    order.customerId,
+    order.status,
+    order.totalCents,
+    order.currency,
+    order.idempotencyKey,
+    order.requestHash,
+    order.createdAt.toISOString(),
+    order.updatedAt.toISOString(),
+    JSON.stringify(lines),
+    outboxRowsJson(events),
+  ]);
 }
 
 function hashRequest(input: CreateOrderDto): string {

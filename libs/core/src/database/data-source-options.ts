@@ -8,6 +8,7 @@ import type { FieldEncryption } from '../encryption/field-encryption';
 import { sealedFieldsOf } from '../encryption/sealed-column';
 import { sealedFieldsSubscriber } from '../encryption/sealed-fields.subscriber';
 import { SerializedPglitePool } from './pglite-pool';
+import { PreparingClient } from './prepared-statements';
 
 // TypeORM lists entity and migration classes as plain constructors.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
@@ -81,6 +82,8 @@ export function buildDataSourceOptions(
     url: config.databaseUrl,
     poolSize: config.databasePoolSize,
     ssl: sslOptions(config),
+    // Runs the statements marked with preparedStatement() as prepared statements.
+    extra: { Client: PreparingClient },
   };
 }
 

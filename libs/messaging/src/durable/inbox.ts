@@ -2,7 +2,12 @@ import type { DataSource, EntityManager } from 'typeorm';
 
 import type { SecurityEvents } from '@portcullis/audit';
 import { isAuditEventType } from '@portcullis/contracts';
-import { RequestContext, type RequestContextState, type ServiceName } from '@portcullis/core';
+import {
+  RequestContext,
+  type RequestContextState,
+  type ServiceName,
+  preparedStatement,
+} from '@portcullis/core';
 
 import type { VerifiedMessage } from '../envelope';
 
@@ -55,11 +60,20 @@ export class Inbox {
   private inFlight = 0;
   private scheduled = false;
 
+  /** Records the ids of a batch's messages, returning those not recorded before. */
+  private readonly record: string;
+
   constructor(
     private readonly service: ServiceName,
     private readonly db: DataSource,
     private readonly events: SecurityEvents,
-  ) {}
+  ) {
+    this.record = preparedStatement(
+      `INSERT INTO "${service}".inbox (message_id, type, sender)
+       SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[])
+       ON CONFLICT (message_id) DO NOTHING RETURNING message_id`,
+    );
+  }
 
   /** Runs `effect` in a transaction unless the message was applied before; true if it ran. */
   once(message: VerifiedMessage, effect: (tx: EntityManager) => Promise<void>): Promise<boolean> {
@@ -130,16 +144,11 @@ export class Inbox {
         if (!first.has(waiting.message.id)) first.set(waiting.message.id, waiting);
       }
       const candidates = [...first.values()];
-      const inserted = await tx.query<Array<{ message_id: string }>>(
-        `INSERT INTO "${this.service}".inbox (message_id, type, sender)
-         SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[])
-         ON CONFLICT (message_id) DO NOTHING RETURNING message_id`,
-        [
-          candidates.map((w) => w.message.id),
-          candidates.map((w) => w.message.type),
-          candidates.map((w) => w.message.sender),
-        ],
-      );
+      const inserted = await tx.query<Array<{ message_id: string }>>(this.record, [
+        candidates.map((w) => w.message.id),
+        candidates.map((w) => w.message.type),
+        candidates.map((w) => w.message.sender),
+      ]);
       const fresh = new Set(inserted.map((row) => row.message_id));
       const applied = candidates.filter((waiting) => fresh.has(waiting.message.id));
       const batches = new Map<InboxBatchEffect<unknown>, Array<InboxBatchItem<unknown>>>();

@@ -3,7 +3,12 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 
 import { AUDIT_BATCH_LIMITS, auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
-import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
+import {
+  type Actor,
+  type OutboxBacklog,
+  type ServiceName,
+  preparedStatement,
+} from '@portcullis/core';
 
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
@@ -58,12 +63,36 @@ export class OutboxRelay implements EntitySubscriberInterface {
   private stopped = false;
   private stopListening?: () => void;
 
+  private readonly statements: { claim: string; published: string; failed: string };
+
   constructor(
     private readonly service: ServiceName,
     private readonly db: DataSource,
     private readonly codec: EnvelopeCodec,
     private readonly stream: () => Promise<EventStream>,
-  ) {}
+  ) {
+    const table = `"${service}".outbox`;
+    this.statements = {
+      // A CTE, so that the driver returns the claimed rows rather than an UPDATE count.
+      claim: preparedStatement(
+        `WITH claimed AS (
+           UPDATE ${table}
+              SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
+            WHERE id IN (SELECT id FROM ${table}
+                          WHERE published_at IS NULL
+                            AND (claimed_until IS NULL OR claimed_until < now())
+                          ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, type, payload, actor, correlation_id, traceparent, created_at)
+         SELECT * FROM claimed`,
+      ),
+      published: preparedStatement(
+        `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
+      ),
+      failed: preparedStatement(
+        `UPDATE ${table} SET claimed_until = now() + make_interval(secs => $2) WHERE id = ANY($1)`,
+      ),
+    };
+  }
 
   start(): void {
     this.db.subscribers.push(this);
@@ -129,20 +158,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
   }
 
   private async relayBatch(): Promise<number> {
-    const table = `"${this.service}".outbox`;
-    // A CTE, so that the driver returns the claimed rows rather than an UPDATE count.
-    const rows = await this.db.query<ClaimedRow[]>(
-      `WITH claimed AS (
-         UPDATE ${table}
-            SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
-          WHERE id IN (SELECT id FROM ${table}
-                        WHERE published_at IS NULL
-                          AND (claimed_until IS NULL OR claimed_until < now())
-                        ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-          RETURNING id, type, payload, actor, correlation_id, traceparent, created_at)
-       SELECT * FROM claimed`,
-      [BATCH, CLAIM_SECONDS],
-    );
+    const rows = await this.db.query<ClaimedRow[]>(this.statements.claim, [BATCH, CLAIM_SECONDS]);
     if (rows.length === 0) return 0;
     rows.sort((a, b) => new Date(a.created_at).getTime() - new Date(b.created_at).getTime());
 
@@ -157,16 +173,10 @@ export class OutboxRelay implements EntitySubscriberInterface {
     const published = rowsWhere('fulfilled');
     const failed = rowsWhere('rejected');
     if (published.length > 0) {
-      await this.db.query(
-        `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
-        [published],
-      );
+      await this.db.query(this.statements.published, [published]);
     }
     if (failed.length > 0) {
-      await this.db.query(
-        `UPDATE ${table} SET claimed_until = now() + make_interval(secs => $2) WHERE id = ANY($1)`,
-        [failed, RETRY_AFTER_FAILURE_SECONDS],
-      );
+      await this.db.query(this.statements.failed, [failed, RETRY_AFTER_FAILURE_SECONDS]);
       throw new Error(`${failed.length} event(s) not accepted by the stream`);
     }
     return rows.length;

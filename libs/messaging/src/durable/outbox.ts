@@ -17,7 +17,7 @@ import {
   isAuditEventType,
   maySend,
 } from '@portcullis/contracts';
-import { type Actor, RequestContext, type ServiceName } from '@portcullis/core';
+import { type Actor, RequestContext, type ServiceName, preparedStatement } from '@portcullis/core';
 
 import { sendableTraceparent } from '../trace-context';
 import type { OutboxRecord } from './outbox-record.entity';
@@ -141,11 +141,11 @@ export class Outbox {
  * A change and its events then take one statement, atomic without a transaction around it.
  */
 export function outboxInsert(service: ServiceName, parameter: number): string {
-  return `INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent)
+  return preparedStatement(`INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent)
      SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent
        FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
          id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
-         traceparent varchar)`;
+         traceparent varchar)`);
 }
 
 /**
