@@ -18,8 +18,6 @@ import { OUTBOX_WRITTEN, auditRecordsOf, onOutboxWritten } from './outbox';
 /** Rows claimed at once: one audit message can carry this many records. */
 const BATCH = AUDIT_BATCH_LIMITS.records;
 const POLL_MS = 500;
-/** Claims relayed at once, each over rows of its own (`FOR UPDATE SKIP LOCKED`, then a lease). */
-const CLAIMS_IN_FLIGHT = 2;
 const CLAIM_SECONDS = 30;
 const RETRY_AFTER_FAILURE_SECONDS = 2;
 
@@ -56,9 +54,7 @@ interface Outgoing {
 export class OutboxRelay implements EntitySubscriberInterface {
   private readonly logger = new Logger(OutboxRelay.name);
   private timer?: NodeJS.Timeout;
-  /** Claims being relayed now. */
-  private active = 0;
-  /** A nudge came while {@link CLAIMS_IN_FLIGHT} claims were out: claim again after one. */
+  private running = false;
   private again = false;
   private stopped = false;
   private stopListening?: () => void;
@@ -106,7 +102,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
     this.stopped = true;
     this.stopListening?.();
     clearInterval(this.timer);
-    while (this.active > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
   /** A transaction that wrote to the outbox committed: relay without waiting for the poll. */
@@ -117,34 +113,28 @@ export class OutboxRelay implements EntitySubscriberInterface {
     this.nudge();
   }
 
-  /**
-   * Claims what is pending now, unless {@link CLAIMS_IN_FLIGHT} claims are out already; then
-   * the first of them to finish claims again. A row committed while a claim is publishing
-   * waits for a free claim, not for that one's whole round (claim, publish, mark).
-   */
   nudge(): void {
     if (this.stopped) return;
-    if (this.active >= CLAIMS_IN_FLIGHT) {
+    if (this.running) {
       this.again = true;
       return;
     }
-    this.again = false;
-    this.active += 1;
-    void this.relayBatch().then(
-      (relayed) => {
-        this.active -= 1;
-        if (relayed === BATCH || this.again) this.nudge();
-      },
-      (error: unknown) => {
-        this.active -= 1;
-        // The poll tries again.
-        this.logger.warn({
-          msg: 'outbox relay paused',
-          service: this.service,
-          error: String(error),
-        });
-      },
-    );
+    this.running = true;
+    void this.drain().finally(() => {
+      this.running = false;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      let relayed: number;
+      do {
+        this.again = false;
+        relayed = await this.relayBatch();
+      } while (!this.stopped && (relayed === BATCH || this.again));
+    } catch (error) {
+      this.logger.warn({ msg: 'outbox relay paused', service: this.service, error: String(error) });
+    }
   }
 
   /** What the outbox holds unpublished: how many events, and the oldest one's age. Read-only. */
