@@ -85,12 +85,14 @@ export async function verifyStoredChain(
   }, head);
 }
 
-const READ_HEAD = preparedStatement(
-  `SELECT h.sequence, h.hash,
+/**
+ * The head, locked, and which of the given ids the chain holds already. Not prepared: planned
+ * once while the table is small, the lookup by id keeps scanning the whole table as it grows.
+ */
+const READ_HEAD = `SELECT h.sequence, h.hash,
           (SELECT array_agg(r.id::text) FROM audit.records r WHERE r.id = ANY($1::uuid[])) AS seen
      FROM audit.chain_head h
-      FOR UPDATE OF h`,
-);
+      FOR UPDATE OF h`;
 
 /** The new records and the head that now ends them, in one statement. */
 const APPEND = preparedStatement(

@@ -132,16 +132,13 @@ export class InvoicesService {
     const parameters: unknown[] = [];
     if (customerId) conditions.push(`customer_id = $${parameters.push(customerId)}`);
     if (orderId) conditions.push(`order_id = $${parameters.push(orderId)}`);
-    // One of four texts, each prepared once.
     const rows = await this.db.query<InvoiceRow[]>(
-      preparedStatement(
-        `SELECT id, order_id, customer_id, amount_cents, currency, status, billing_details_sealed,
-                created_at, paid_at
-           FROM billing.invoices
-          ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
-          ORDER BY created_at DESC
-          LIMIT ${LIST_LIMIT}`,
-      ),
+      `SELECT id, order_id, customer_id, amount_cents, currency, status, billing_details_sealed,
+              created_at, paid_at
+         FROM billing.invoices
+        ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
+        ORDER BY created_at DESC
+        LIMIT ${LIST_LIMIT}`,
       parameters,
     );
     return Promise.all(rows.map(async (row) => view(await this.invoiceOf(row))));

@@ -3,12 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 
 import { AUDIT_BATCH_LIMITS, auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
-import {
-  type Actor,
-  type OutboxBacklog,
-  type ServiceName,
-  preparedStatement,
-} from '@portcullis/core';
+import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
@@ -70,8 +65,7 @@ export class OutboxRelay implements EntitySubscriberInterface {
     const table = `"${service}".outbox`;
     this.statements = {
       // A CTE, so that the driver returns the claimed rows rather than an UPDATE count.
-      claim: preparedStatement(
-        `WITH claimed AS (
+      claim: `WITH claimed AS (
            UPDATE ${table}
               SET claimed_until = now() + make_interval(secs => $2), attempts = attempts + 1
             WHERE id IN (SELECT id FROM ${table}
@@ -80,13 +74,8 @@ export class OutboxRelay implements EntitySubscriberInterface {
                           ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
             RETURNING id, type, payload, actor, correlation_id, traceparent, created_at)
          SELECT * FROM claimed`,
-      ),
-      published: preparedStatement(
-        `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
-      ),
-      failed: preparedStatement(
-        `UPDATE ${table} SET claimed_until = now() + make_interval(secs => $2) WHERE id = ANY($1)`,
-      ),
+      published: `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
+      failed: `UPDATE ${table} SET claimed_until = now() + make_interval(secs => $2) WHERE id = ANY($1)`,
     };
   }
 
