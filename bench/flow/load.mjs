@@ -67,6 +67,7 @@ export async function runOrderLoad(http, options) {
     statuses: {},
     invoiceLags: [],
     invoicePolls: 0,
+    pollLatencies: [],
     invoiceMissing: 0,
     invoiceErrors: {},
   };
@@ -75,8 +76,10 @@ export async function runOrderLoad(http, options) {
   const followInvoice = async (orderId, token, createdAt) => {
     const deadline = createdAt + INVOICE_TIMEOUT_MS;
     for (;;) {
+      const asked = performance.now();
       const response = await http.send('GET', `/billing/invoices?orderId=${orderId}`, { token });
       measured.invoicePolls += 1;
+      measured.pollLatencies.push(performance.now() - asked);
       if (response.status === 200 && Array.isArray(response.body) && response.body.length > 0) {
         measured.invoiceLags.push(performance.now() - createdAt);
         return;
@@ -137,6 +140,7 @@ export async function runOrderLoad(http, options) {
 
   const posts = [...measured.postLatencies].sort((a, b) => a - b);
   const lags = [...measured.invoiceLags].sort((a, b) => a - b);
+  const polls = [...measured.pollLatencies].sort((a, b) => a - b);
   return {
     elapsedMs,
     orders: measured.orders,
@@ -151,6 +155,7 @@ export async function runOrderLoad(http, options) {
       max: lags.at(-1) ?? NaN,
     },
     invoicePolls: measured.invoicePolls,
+    poll: { p50: quantile(polls, 0.5), p90: quantile(polls, 0.9), p99: quantile(polls, 0.99) },
     invoiceMissing: measured.invoiceMissing,
     invoiceErrors: measured.invoiceErrors,
     statuses: measured.statuses,

@@ -347,6 +347,8 @@ function report(result) {
       `  p99 ${fixed(result.invoiceLag.p99)}  max ${fixed(result.invoiceLag.max)}` +
       `  (${result.invoiceLag.samples} sampled, ${result.invoicePolls} polls,` +
       ` ${result.invoiceMissing} never seen)`,
+    `  GET invoices ms     p50 ${fixed(result.poll.p50)}  p90 ${fixed(result.poll.p90)}` +
+      `  p99 ${fixed(result.poll.p99)}  (each poll, as the sampler waits for invoices)`,
     `  statuses            ${statuses}`,
     '  process             CPU ms/order  cores  peak RSS MiB',
     ...result.processes.map(
