@@ -178,7 +178,12 @@ async function requestCost(config) {
       }
     }
     await events.flush();
-    const [{ n }] = await db.query('SELECT count(*) AS n FROM orders.outbox');
+    // A row holds one record, or several as { records: [...] }.
+    const [{ n }] = await db.query(
+      `SELECT coalesce(sum(CASE WHEN payload ? 'records'
+                                THEN jsonb_array_length(payload->'records') ELSE 1 END), 0) AS n
+         FROM orders.outbox`,
+    );
     const perRequest = (rps) => 1e6 / rps;
     return {
       rows: [
