@@ -24,6 +24,7 @@ import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
 import {
   Outbox,
+  auditBatches,
   onOutboxWritten,
   outboxInsert,
   outboxRowsJson,
@@ -32,7 +33,7 @@ import {
 } from './outbox';
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
-import { OutboxRelay, auditBatches } from './outbox-relay';
+import { OutboxRelay } from './outbox-relay';
 
 interface Published {
   readonly type: string;
@@ -128,7 +129,7 @@ describe(packAuditRows.name, () => {
       currency: 'EUR',
     });
 
-  it('puts the records of one type in one row, named by the first, and keeps other rows', () => {
+  it('puts the records of one type in one row, named by the first, after the other rows', () => {
     const records = [record(1), record(2), record(3)];
     const first = event();
     const rows = [
@@ -138,16 +139,19 @@ describe(packAuditRows.name, () => {
       ...auditRows(records.slice(2)),
     ];
 
+    const second = rows[3];
+
     const packed = packAuditRows(rows);
 
     expect(packed.map((row) => row.type)).toEqual([
       'orders.created',
-      'orders.audit.recorded',
       'orders.created',
+      'orders.audit.recorded',
     ]);
     expect(packed[0]).toBe(first);
-    expect(packed[1].id).toBe(records[0].id);
-    expect(packed[1].payload).toEqual({ records: records.map((r) => ({ ...r })) });
+    expect(packed[1]).toBe(second);
+    expect(packed[2].id).toBe(records[0].id);
+    expect(packed[2].payload).toEqual({ records: records.map((r) => ({ ...r })) });
   });
 
   it(`keeps at most ${AUDIT_BATCH_LIMITS.records} records in a row`, () => {

@@ -8,7 +8,7 @@ import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
-import { OUTBOX_WRITTEN, auditRecordsOf, onOutboxWritten } from './outbox';
+import { OUTBOX_WRITTEN, auditBatches, auditRecordsOf, onOutboxWritten } from './outbox';
 
 /** Rows claimed at once: one audit message can carry this many records. */
 const BATCH = AUDIT_BATCH_LIMITS.records;
@@ -202,37 +202,4 @@ export class OutboxRelay implements EntitySubscriberInterface {
     );
     return pending.map(({ type, id, rows: ids }, i) => ({ type, id, data: sealed[i], rows: ids }));
   }
-}
-
-/**
- * Audit rows cut into batches of one type each, in order, whose records stay within
- * {@link AUDIT_BATCH_LIMITS}. A row is never split (the outbox packs no more than the limits
- * into one); a row that alone exceeds the byte bound still travels, on its own.
- */
-export function auditBatches<T extends { type: string; payload: unknown }>(
-  rows: readonly T[],
-): T[][] {
-  const batches: T[][] = [];
-  const open = new Map<string, { rows: T[]; records: number; bytes: number }>();
-  for (const row of rows) {
-    const records = auditRecordsOf(row.payload);
-    const bytes = Buffer.byteLength(JSON.stringify(records));
-    let batch = open.get(row.type);
-    if (
-      batch &&
-      (batch.records + records.length > AUDIT_BATCH_LIMITS.records ||
-        batch.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
-    ) {
-      batch = undefined;
-    }
-    if (!batch) {
-      batch = { rows: [], records: 0, bytes: 0 };
-      open.set(row.type, batch);
-      batches.push(batch.rows);
-    }
-    batch.rows.push(row);
-    batch.records += records.length;
-    batch.bytes += bytes;
-  }
-  return batches;
 }

@@ -174,39 +174,55 @@ export function auditRecordsOf(payload: unknown): unknown[] {
 /**
  * The audit records among `rows` (one per row, as {@link Outbox.rows} makes them) stored
  * together: the records of one type that one statement writes share a row, with payload
- * `{ records: [...] }`, within {@link AUDIT_BATCH_LIMITS} (a record that alone passes the byte
- * bound gets a row of its own). The row takes its first record's id. Every row stored costs
- * an insert and two updates (claimed, published), so a transaction that audits ten things
- * now writes one row where it wrote ten. Other rows are kept as they are, in order.
+ * `{ records: [...] }`, cut as {@link auditBatches} cuts them (a record that alone passes the
+ * byte bound gets a row of its own). The row takes its first record's id. Every row stored
+ * costs an insert and two updates (claimed, published), so a transaction that audits ten
+ * things now writes one row where it wrote ten. Other rows come first, as they are.
  */
 export function packAuditRows(rows: readonly OutboxRow[]): OutboxRow[] {
-  const packed: OutboxRow[] = [];
-  const open = new Map<string, { row: OutboxRow; records: unknown[]; bytes: number }>();
+  const audit = rows.filter((row) => isAuditEventType(row.type));
+  if (audit.length === 0) return [...rows];
+  return [
+    ...rows.filter((row) => !isAuditEventType(row.type)),
+    ...auditBatches(audit).map((batch) => ({
+      ...batch[0],
+      payload: { records: batch.flatMap((row) => auditRecordsOf(row.payload)) },
+    })),
+  ];
+}
+
+/**
+ * Audit rows cut into batches of one type each, in order, whose records stay within
+ * {@link AUDIT_BATCH_LIMITS}. A row is never split (rows are packed within the same limits);
+ * a row that alone exceeds the byte bound still travels, on its own. The relay sends a batch
+ * as one message.
+ */
+export function auditBatches<T extends { type: string; payload: unknown }>(
+  rows: readonly T[],
+): T[][] {
+  const batches: T[][] = [];
+  const open = new Map<string, { rows: T[]; records: number; bytes: number }>();
   for (const row of rows) {
-    if (!isAuditEventType(row.type)) {
-      packed.push(row);
-      continue;
-    }
     const records = auditRecordsOf(row.payload);
     const bytes = Buffer.byteLength(JSON.stringify(records));
-    let pack = open.get(row.type);
+    let batch = open.get(row.type);
     if (
-      pack &&
-      (pack.records.length + records.length > AUDIT_BATCH_LIMITS.records ||
-        pack.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
+      batch &&
+      (batch.records + records.length > AUDIT_BATCH_LIMITS.records ||
+        batch.bytes + bytes > AUDIT_BATCH_LIMITS.bytes)
     ) {
-      pack = undefined;
+      batch = undefined;
     }
-    if (!pack) {
-      pack = { row: { ...row, payload: { records: [] } }, records: [], bytes: 0 };
-      (pack.row.payload as { records: unknown[] }).records = pack.records;
-      open.set(row.type, pack);
-      packed.push(pack.row);
+    if (!batch) {
+      batch = { rows: [], records: 0, bytes: 0 };
+      open.set(row.type, batch);
+      batches.push(batch.rows);
     }
-    pack.records.push(...records);
-    pack.bytes += bytes;
+    batch.rows.push(row);
+    batch.records += records.length;
+    batch.bytes += bytes;
   }
-  return packed;
+  return batches;
 }
 
 /** Listeners told when rows were written outside a transaction, by data source. */
