@@ -34,7 +34,8 @@ type Callback = (error: Error, result: unknown) => void;
  * {@link preparedStatement} as named prepared statements, everything else as `pg` does.
  */
 export class PreparingClient extends Client {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- one body for all of pg's overloads
+  // One body for all of pg's overloads.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(...args: unknown[]): any {
     const [text, second, third] = args;
     const name = typeof text === 'string' ? names.get(text) : undefined;

@@ -53,11 +53,11 @@ interface Waiting {
  * finds the id and changes nothing; it is recorded as a refused replay. A message applied is
  * recorded as `message.handled` in the audit trail, in the transaction of its effect.
  *
- * Messages that arrive together are applied in one transaction (up to {@link MAX_BATCH}): one insert records
- * their ids, then each new message's effect runs in its own context, one after another, and
- * the audit and outbox rows of them all are written at commit. If that transaction fails, each
- * message is tried again in a transaction of its own, so one failing effect never holds back
- * or fails the others.
+ * Messages that arrive together are applied in one transaction (up to {@link MAX_BATCH}): one
+ * insert records their ids, then each new message's effect runs in its own context, one after
+ * another, and the audit and outbox rows of them all are written at commit. If that
+ * transaction fails, each message is tried again in a transaction of its own, so one failing
+ * effect never holds back or fails the others.
  */
 export class Inbox {
   private readonly queue: Waiting[] = [];
