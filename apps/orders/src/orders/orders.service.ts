@@ -275,9 +275,8 @@ export class OrdersService {
  * The order, its lines and its outbox rows in one statement, atomic without a transaction
  * around it (the lines' foreign key is checked at its end): one round trip to the database
  * where a transaction of TypeORM inserts took four (BEGIN, the order and lines, the outbox,
- * COMMIT).
+ * COMMIT). Prepared once per connection.
  */
-/** The order, its lines and its outbox rows: one statement. */
 const PLACE_ORDER = preparedStatement(
   `WITH placed AS (
        INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
