@@ -3,7 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 
 import { Client } from 'pg';
+import { DataSource } from 'typeorm';
 
+import { PreparingClient } from '@portcullis/core';
+
+import { AuditChain } from '../../apps/auth/src/audit-trail/audit-chain';
 import { Api } from '../support/api';
 import { ADMIN, Deployment } from '../support/deployment';
 
@@ -207,5 +211,47 @@ describe('tampering with the audit trail, postgres-nats shape', () => {
       await overwrite(7, seventh);
     });
     await expectIntact();
+  });
+
+  it('appends a record once when two collectors bring it while the head is locked', async () => {
+    // Two auth instances, as two data sources; a third session holds the chain's head.
+    const open = (): Promise<DataSource> =>
+      new DataSource({
+        type: 'postgres',
+        url: deployment.databaseUrl,
+        extra: { Client: PreparingClient },
+      }).initialize();
+    const [first, second] = [await open(), await open()];
+    const holder = new Client({ connectionString: deployment.databaseUrl });
+    await holder.connect();
+    const record = {
+      id: randomUUID(),
+      time: new Date().toISOString(),
+      service: 'orders' as const,
+      type: 'test.concurrent_append',
+      outcome: 'allowed' as const,
+      correlationId: randomUUID(),
+    };
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM audit.chain_head FOR UPDATE');
+      const appends = [first, second].map((db) => new AuditChain(db).append([record]));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query('COMMIT');
+
+      const appended = await Promise.all(appends);
+
+      expect(appended.map((records) => records.length).sort()).toEqual([0, 1]);
+      const { rows } = await superuser.query<{ n: string }>(
+        'SELECT count(*) AS n FROM audit.records WHERE id = $1',
+        [record.id],
+      );
+      expect(Number(rows[0].n)).toBe(1);
+      await expectIntact();
+    } finally {
+      await holder.end();
+      await first.destroy();
+      await second.destroy();
+    }
   });
 });

@@ -86,13 +86,12 @@ export async function verifyStoredChain(
 }
 
 /**
- * The head, locked, and which of the given ids the chain holds already. Not prepared: planned
- * once while the table is small, the lookup by id keeps scanning the whole table as it grows.
+ * Which of the given ids the chain holds already. A statement of its own after the head's lock:
+ * a statement that waited for the lock reads the records as they were when it started, so it
+ * would miss those the appender before it has just committed. Not prepared: planned once while
+ * the table is small, the lookup by id keeps scanning the whole table as it grows.
  */
-const READ_HEAD = `SELECT h.sequence, h.hash,
-          (SELECT array_agg(r.id::text) FROM audit.records r WHERE r.id = ANY($1::uuid[])) AS seen
-     FROM audit.chain_head h
-      FOR UPDATE OF h`;
+const SEEN = 'SELECT id FROM audit.records WHERE id = ANY($1::uuid[])';
 
 /** The new records and the head that now ends them, in one statement. */
 const APPEND = preparedStatement(
@@ -119,11 +118,11 @@ export class AuditChain {
   /** Appends the records in order; resolves to those appended now (not seen before). */
   append(records: readonly AuditRecord[]): Promise<AuditRecord[]> {
     return this.db.transaction(async (tx) => {
-      // The head, locked, and which of the records the chain holds already: one round trip.
-      const [head] = await tx.query<
-        Array<{ sequence: string | number; hash: string; seen: string[] | null }>
-      >(READ_HEAD, [records.map((record) => record.id)]);
-      const known = new Set(head.seen ?? []);
+      const [head] = await tx.query<Array<{ sequence: string | number; hash: string }>>(
+        'SELECT sequence, hash FROM audit.chain_head FOR UPDATE',
+      );
+      const seen = await tx.query<Array<{ id: string }>>(SEEN, [records.map((r) => r.id)]);
+      const known = new Set(seen.map((row) => row.id));
       let sequence = Number(head.sequence);
       let hash = head.hash;
       const appended: AuditRecord[] = [];
