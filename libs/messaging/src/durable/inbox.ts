@@ -64,7 +64,11 @@ export class Inbox {
   private inFlight = 0;
   private scheduled = false;
 
-  /** Records the ids of a batch's messages, returning those not recorded before. */
+  /**
+   * Records the ids of a batch's messages, returning those not recorded before. In id order,
+   * so that two batches holding some of the same redelivered messages wait for each other
+   * rather than deadlock.
+   */
   private readonly record: string;
 
   constructor(
@@ -74,7 +78,8 @@ export class Inbox {
   ) {
     this.record = preparedStatement(
       `INSERT INTO "${service}".inbox (message_id, type, sender)
-       SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[])
+       SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[]) AS m(message_id, type, sender)
+        ORDER BY message_id
        ON CONFLICT (message_id) DO NOTHING RETURNING message_id`,
     );
   }
@@ -130,7 +135,8 @@ export class Inbox {
         batch[0].reject(error);
         return;
       }
-      await Promise.all(batch.map((waiting) => this.settle([waiting])));
+      // One after another: at once, they would take every connection of the pool.
+      for (const waiting of batch) await this.settle([waiting]);
       return;
     }
     for (const waiting of batch) {

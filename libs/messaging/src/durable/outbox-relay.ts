@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
 
-import { AUDIT_BATCH_LIMITS, auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
+import { auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
 import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
@@ -10,8 +10,11 @@ import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
 import { OUTBOX_WRITTEN, auditBatches, auditRecordsOf, onOutboxWritten } from './outbox';
 
-/** Rows claimed at once: one audit message can carry this many records. */
-const BATCH = AUDIT_BATCH_LIMITS.records;
+/**
+ * Rows claimed at once. A row of audit records can hold up to `AUDIT_BATCH_LIMITS` (500
+ * records, 256 kB), so this also bounds what one claim loads after a backlog.
+ */
+const BATCH = 100;
 const POLL_MS = 500;
 const CLAIM_SECONDS = 30;
 const RETRY_AFTER_FAILURE_SECONDS = 2;
@@ -43,7 +46,7 @@ interface Outgoing {
  *
  * Audit records are the exception: the records claimed together leave as one
  * `<service>.audit.recorded` message carrying them in the order of their transactions (bounded by
- * {@link AUDIT_BATCH_LIMITS}), its id derived from their ids; the collector appends each
+ * `AUDIT_BATCH_LIMITS`), its id derived from their ids; the collector appends each
  * record once, by its own id.
  */
 export class OutboxRelay implements EntitySubscriberInterface {
