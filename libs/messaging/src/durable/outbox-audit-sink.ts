@@ -4,7 +4,7 @@ import type { AuditRecord, AuditSink } from '@portcullis/audit';
 import type { AuditEventType, AuditRecordPayload } from '@portcullis/contracts';
 import type { ServiceName } from '@portcullis/core';
 
-import { type Outbox, type OutboxRow, outboxInsert, outboxRowsJson, outboxWritten } from './outbox';
+import type { Outbox, OutboxRow } from './outbox';
 
 /**
  * Sends a service's audit records through its outbox, as rows of type
@@ -20,9 +20,8 @@ export class OutboxAuditSink implements AuditSink {
   ) {}
 
   /** Records decided outside any transaction: one INSERT, atomic on its own. */
-  async write(records: readonly AuditRecord[]): Promise<void> {
-    await this.db.query(outboxInsert(this.service, 1), [outboxRowsJson(this.rowsOf(records))]);
-    outboxWritten(this.db);
+  write(records: readonly AuditRecord[]): Promise<void> {
+    return this.outbox.enqueueAll(this.db.manager, this.type, this.items(records));
   }
 
   writeIn(transaction: unknown, records: readonly AuditRecord[]): Promise<void> {

@@ -72,8 +72,8 @@ interface PendingRow {
  * Inside a transaction, the rows are kept until it commits and then written, all of them,
  * with one multi-row insert just before the COMMIT (a change that records an event and its
  * audit records costs one statement, not one per row); a failed insert fails the commit. A
- * savepoint rolled back drops the rows enqueued inside it. Outside a transaction a row is
- * inserted at once.
+ * savepoint rolled back drops the rows enqueued inside it. Outside a transaction the rows are
+ * inserted at once, with one statement, and the relay is woken.
  */
 export class Outbox {
   constructor(readonly service: ServiceName) {}
@@ -244,8 +244,9 @@ export function outboxWritten(db: DataSource): void {
 async function write(tx: EntityManager, service: ServiceName, rows: OutboxRow[]): Promise<void> {
   const runner = tx.queryRunner;
   if (!runner?.isTransactionActive) {
+    // One statement, committed on its own: the relay can take the rows now.
     await insertRows(tx, service, rows);
-    if (runner) runner.data = { ...runner.data, [OUTBOX_WRITTEN]: true };
+    outboxWritten(tx.connection);
     return;
   }
   watch(tx.connection);
