@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxPublishedRowsMigration,
   outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
@@ -45,6 +46,7 @@ import { TokenIssuer } from './tokens/token-issuer';
         KeysAndLoginLimits1764806400001,
         messagingTablesMigration('auth'),
         outboxTraceContextMigration('auth'),
+        outboxPublishedRowsMigration('auth'),
       ],
       sealingMigrations: (encryption) => [sealAccountEmails(encryption)],
     }),

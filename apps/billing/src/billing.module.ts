@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxPublishedRowsMigration,
   outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
@@ -28,6 +29,7 @@ import { PaymentProvider, SimulatedPaymentProvider } from './payments/payment-pr
         CreateBilling1764806600000,
         messagingTablesMigration('billing'),
         outboxTraceContextMigration('billing'),
+        outboxPublishedRowsMigration('billing'),
       ],
       sealingMigrations: (encryption) => [sealPaymentData(encryption)],
     }),

@@ -6,6 +6,7 @@ import {
   MessagingModule,
   OutboxRecord,
   messagingTablesMigration,
+  outboxPublishedRowsMigration,
   outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
@@ -31,6 +32,7 @@ import { OrdersService } from './orders/orders.service';
         SeedCatalogue1764806500001,
         messagingTablesMigration('orders'),
         outboxTraceContextMigration('orders'),
+        outboxPublishedRowsMigration('orders'),
       ],
     }),
     MessagingModule.forService('orders'),

@@ -18,4 +18,5 @@ export * from './durable/messaging-tables.migration';
 export * from './durable/outbox';
 export * from './durable/outbox-record.entity';
 export * from './durable/outbox-trace-context.migration';
+export * from './durable/outbox-published-rows.migration';
 export * from './durable/outbox-audit-sink';

@@ -129,8 +129,23 @@ export class MessagingModule {
     };
   }
 
-  /** The {@link MessageClient} of one service, signing as that service. */
+  /**
+   * The {@link MessageClient} of one service, signing as that service. The same module object
+   * for the same service: Nest tells modules apart by reference, and the security module
+   * imports this one too, which must not give the service a second client and relay.
+   */
   static forService(service: ServiceName): DynamicModule {
+    let module = MessagingModule.services.get(service);
+    if (!module) {
+      module = MessagingModule.buildForService(service);
+      MessagingModule.services.set(service, module);
+    }
+    return module;
+  }
+
+  private static readonly services = new Map<ServiceName, DynamicModule>();
+
+  private static buildForService(service: ServiceName): DynamicModule {
     return {
       module: MessagingModule,
       global: false,

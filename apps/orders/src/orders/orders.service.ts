@@ -20,10 +20,11 @@ import {
   MessageRequestError,
   Outbox,
   OutboxAuditSink,
-  type OutboxRow,
+  type StoredOutboxRow,
   outboxInsert,
   outboxRowsJson,
   outboxWritten,
+  storedOutboxRows,
 } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
@@ -78,9 +79,10 @@ export class OrdersService {
         }),
       ]),
     ];
+    const stored = storedOutboxRows(this.db, 'orders', events);
     try {
-      await insertOrder(this.db, order, events);
-      outboxWritten(this.db);
+      await insertOrder(this.db, order, stored);
+      outboxWritten(this.db, stored);
     } catch (error) {
       if (idempotencyKey && isUniqueViolation(error)) {
         const winner = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
@@ -297,7 +299,7 @@ const PLACE_ORDER = preparedStatement(
 async function insertOrder(
   db: DataSource,
   order: Order,
-  events: readonly OutboxRow[],
+  events: readonly StoredOutboxRow[],
 ): Promise<void> {
   const lines = order.lines.map((line) => ({
     line_no: line.lineNo,

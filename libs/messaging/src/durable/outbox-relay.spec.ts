@@ -30,7 +30,9 @@ import {
   outboxRowsJson,
   outboxWritten,
   packAuditRows,
+  storedOutboxRows,
 } from './outbox';
+import { outboxPublishedRowsMigration } from './outbox-published-rows.migration';
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 import { OutboxRelay } from './outbox-relay';
@@ -193,7 +195,11 @@ describe(`${OutboxRelay.name} on a real database`, () => {
       buildDataSourceOptions(config, {
         service: 'orders',
         entities: [OutboxRecord],
-        migrations: [messagingTablesMigration('orders'), outboxTraceContextMigration('orders')],
+        migrations: [
+          messagingTablesMigration('orders'),
+          outboxTraceContextMigration('orders'),
+          outboxPublishedRowsMigration('orders'),
+        ],
       }),
     );
   }, 60_000);
@@ -318,11 +324,13 @@ describe(`${OutboxRelay.name} on a real database`, () => {
       () => [outbox.row('orders.created', order)],
     );
     let told = 0;
-    const stopListening = onOutboxWritten(db, () => (told += 1));
-    await db.query(outboxInsert('orders', 1), [outboxRowsJson(rows)]);
-    outboxWritten(db);
+    const stopListening = onOutboxWritten(db, 'orders', () => (told += 1));
+    // Stored with no lease: the listener here is not a relay that will send them from memory.
+    const stored = storedOutboxRows(db, 'orders', rows).map((row) => ({ ...row, lease: null }));
+    await db.query(outboxInsert('orders', 1), [outboxRowsJson(stored)]);
+    outboxWritten(db, stored);
     stopListening();
-    outboxWritten(db);
+    outboxWritten(db, stored);
     const stream = new CapturingStream();
 
     const { codec } = await relay(stream);
@@ -361,6 +369,114 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     expect(await pending()).toBe(0);
     expect(stream.published).toHaveLength(1);
     expect(stream.attempted).toEqual([stream.published[0].id, stream.published[0].id]);
+  });
+
+  describe('while it runs', () => {
+    const order = () => ({
+      orderId: randomUUID(),
+      customerId: randomUUID(),
+      totalCents: 100,
+      currency: 'EUR',
+    });
+    const rowsLeft = async (): Promise<number> =>
+      (await db.query<Array<{ n: number }>>('SELECT count(*)::int AS n FROM orders.outbox'))[0].n;
+    const until = async (condition: () => boolean | Promise<boolean>): Promise<void> => {
+      const deadline = Date.now() + 5_000;
+      while (!(await condition())) {
+        if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+
+    it('sends the rows a commit wrote without claiming them, and deletes them once sent', async () => {
+      const seen: Array<{ attempts: number; leased: boolean }> = [];
+      const stream = new CapturingStream();
+      const publish = stream.publish.bind(stream);
+      stream.publish = async (type, id, data) => {
+        // The row as the relay found it when it sent it.
+        seen.push(
+          ...(await db.query<Array<{ attempts: number; leased: boolean }>>(
+            `SELECT attempts, claimed_until > now() + interval '20 seconds' AS leased
+               FROM orders.outbox WHERE id = $1`,
+            [id],
+          )),
+        );
+        return publish(type, id, data);
+      };
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      relay.start();
+      try {
+        const sink = new OutboxAuditSink('orders', db, new Outbox('orders'));
+        await db.transaction(async (tx) => {
+          await new Outbox('orders').enqueue(tx, 'orders.created', order());
+          await sink.writeIn(tx, [record(1)]);
+        });
+        await new Outbox('orders').enqueue(db.manager, 'orders.created', order());
+
+        await until(async () => stream.published.length === 3 && (await rowsLeft()) === 0);
+      } finally {
+        await relay.stop();
+      }
+      // Both orders.created rows (their message ids are their row ids) were leased to this
+      // relay when written and sent as they were: never claimed from the table.
+      expect(seen).toEqual([
+        { attempts: 0, leased: true },
+        { attempts: 0, leased: true },
+      ]);
+    });
+
+    it('leaves a row the stream refused to be claimed again after a short wait', async () => {
+      const stream = new CapturingStream();
+      stream.down = true;
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      relay.start();
+      const written = order();
+      try {
+        await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', written));
+        await until(() => stream.attempted.length > 0);
+        await until(
+          async () =>
+            (
+              await db.query<Array<{ short: boolean }>>(
+                `SELECT claimed_until < now() + interval '5 seconds' AS short FROM orders.outbox`,
+              )
+            )[0]?.short === true,
+        );
+        stream.down = false;
+        // Claimed from the table by the poll once the short wait is over.
+        await until(async () => stream.published.length === 1 && (await rowsLeft()) === 0);
+      } finally {
+        await relay.stop();
+      }
+      const opened = fixture.codec().codec.open(stream.published[0].data, {
+        subject: 'orders.created',
+        kinds: ['event'],
+        redeliverable: true,
+      });
+      expect(opened.payload).toEqual(written);
+    });
+
+    it('lets any relay claim a row leased to another once that lease has run out', async () => {
+      const outbox = new Outbox('orders');
+      const leased = storedOutboxRows(db, 'orders', [outbox.row('orders.created', order())]).map(
+        (row) => ({ ...row, lease: 30 }),
+      );
+      await db.query(outboxInsert('orders', 1), [outboxRowsJson(leased)]);
+      const stream = new CapturingStream();
+
+      await relay(stream);
+      expect(stream.attempted).toEqual([]);
+
+      await db.query(`UPDATE orders.outbox SET claimed_until = now() - interval '1 second'`);
+      await relay(stream);
+
+      expect(stream.published.map((message) => message.id)).toEqual([leased[0].id]);
+      expect(await rowsLeft()).toBe(0);
+    });
   });
 });
 

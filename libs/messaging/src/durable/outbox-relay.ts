@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { DataSource, EntitySubscriberInterface, TransactionCommitEvent } from 'typeorm';
+import type { DataSource } from 'typeorm';
 
 import { auditBatchMessageId, isAuditEventType } from '@portcullis/contracts';
 import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
@@ -8,7 +8,13 @@ import type { Actor, OutboxBacklog, ServiceName } from '@portcullis/core';
 import type { BatchMessage, EnvelopeCodec } from '../envelope-codec';
 import { DURABLE_EVENT_TTL_MS, type EventStream } from './event-stream';
 import { sendableTraceparent } from '../trace-context';
-import { OUTBOX_WRITTEN, auditBatches, auditRecordsOf, onOutboxWritten } from './outbox';
+import {
+  OUTBOX_LEASE_SECONDS,
+  type StoredOutboxRow,
+  auditBatches,
+  auditRecordsOf,
+  onOutboxWritten,
+} from './outbox';
 
 /**
  * Rows claimed at once. A row of audit records can hold up to `AUDIT_BATCH_LIMITS` (500
@@ -16,17 +22,22 @@ import { OUTBOX_WRITTEN, auditBatches, auditRecordsOf, onOutboxWritten } from '.
  */
 const BATCH = 100;
 const POLL_MS = 500;
-const CLAIM_SECONDS = 30;
+const CLAIM_SECONDS = OUTBOX_LEASE_SECONDS;
 const RETRY_AFTER_FAILURE_SECONDS = 2;
+/**
+ * Rows handed over at commit and waiting to be sent, at most. Past it (the stream has been
+ * failing for a while), newly committed rows wait in the table for their lease to run out.
+ */
+const HANDED_MAX = 10_000;
 
-interface ClaimedRow {
+/** A row to send: handed over by the commit that wrote it, or claimed from the table. */
+interface RelayedRow {
   id: string;
   type: string;
   payload: unknown;
   actor: Actor | null;
   correlation_id: string;
   traceparent: string | null;
-  created_at: Date;
 }
 
 /** One message to publish, and the outbox rows it carries. */
@@ -38,24 +49,29 @@ interface Outgoing {
 }
 
 /**
- * Moves a service's outbox to the event stream. Rows are claimed for a while (so several
- * instances share the work without sending one row twice), sealed with their own id as the
- * message id, published outside any transaction, and marked published once the stream has
- * them. A crash in between leaves the row to be relayed again: the stream's duplicate window
- * and the consumers' inboxes drop the repeat.
+ * Moves a service's outbox to the event stream. The rows a commit of this process wrote are
+ * handed over in memory: they were stored claimed by this relay (`OUTBOX_LEASE_SECONDS`), so
+ * it sends them at once, reading nothing back. Other rows (written with no relay running, or
+ * left by an instance that stopped before sending them) are claimed from the table once their
+ * lease has run out, so several instances share the work without sending one row twice. A row
+ * is sealed with its own id as the message id, published outside any transaction, and deleted
+ * once the stream has it. A crash in between leaves the row to be relayed again: the stream's
+ * duplicate window and the consumers' inboxes drop the repeat.
  *
  * Audit records are the exception: the records claimed together leave as one
  * `<service>.audit.recorded` message carrying them in the order of their transactions (bounded by
  * `AUDIT_BATCH_LIMITS`), its id derived from their ids; the collector appends each
  * record once, by its own id.
  */
-export class OutboxRelay implements EntitySubscriberInterface {
+export class OutboxRelay {
   private readonly logger = new Logger(OutboxRelay.name);
   private timer?: NodeJS.Timeout;
   private running = false;
-  private again = false;
+  /** Whether the table may hold rows to claim: set by the poll, cleared by a short claim. */
+  private claimDue = true;
   private stopped = false;
   private stopListening?: () => void;
+  private handed: RelayedRow[] = [];
 
   private readonly statements: { claim: string; published: string; failed: string };
 
@@ -76,15 +92,16 @@ export class OutboxRelay implements EntitySubscriberInterface {
                             AND (claimed_until IS NULL OR claimed_until < now())
                           ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
             RETURNING id, type, payload, actor, correlation_id, traceparent, created_at)
-         SELECT * FROM claimed`,
-      published: `UPDATE ${table} SET published_at = now(), claimed_until = NULL WHERE id = ANY($1)`,
+         SELECT * FROM claimed ORDER BY created_at`,
+      published: `DELETE FROM ${table} WHERE id = ANY($1)`,
       failed: `UPDATE ${table} SET claimed_until = now() + make_interval(secs => $2) WHERE id = ANY($1)`,
     };
   }
 
   start(): void {
-    this.db.subscribers.push(this);
-    this.stopListening = onOutboxWritten(this.db, () => this.nudge());
+    this.stopListening = onOutboxWritten(this.db, this.service, (rows) =>
+      rows ? this.take(rows) : this.nudge(),
+    );
     this.timer = setInterval(() => this.nudge(), POLL_MS);
     this.timer.unref();
     this.nudge();
@@ -95,35 +112,64 @@ export class OutboxRelay implements EntitySubscriberInterface {
     this.stopListening?.();
     clearInterval(this.timer);
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-
-  /** A transaction that wrote to the outbox committed: relay without waiting for the poll. */
-  afterTransactionCommit(event: TransactionCommitEvent): void {
-    const data = event.queryRunner.data as Record<string, unknown> | undefined;
-    if (!data?.[OUTBOX_WRITTEN]) return;
-    data[OUTBOX_WRITTEN] = false;
-    this.nudge();
-  }
-
-  nudge(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
+    // Rows handed over and not sent yet: free them for any relay now, not when leases end.
+    const unsent = this.handed.splice(0).map((row) => row.id);
+    if (unsent.length > 0) {
+      await this.db.query(this.statements.failed, [unsent, 0]).catch((error: unknown) => {
+        this.logger.warn({
+          msg: 'outbox rows left leased',
+          service: this.service,
+          error: String(error),
+        });
+      });
     }
+  }
+
+  /** Looks in the table for rows to claim, without waiting for the poll. */
+  nudge(): void {
+    this.claimDue = true;
+    this.run();
+  }
+
+  /** Rows just committed, leased to this relay: sent next, without reading them back. */
+  private take(rows: readonly StoredOutboxRow[]): void {
+    if (this.stopped) return;
+    const leased = rows.filter((row) => row.lease !== null);
+    if (this.handed.length + leased.length <= HANDED_MAX) {
+      for (const row of leased) {
+        const { id, type, payload, actor, correlation_id, traceparent } = row;
+        this.handed.push({ id, type, payload, actor, correlation_id, traceparent });
+      }
+    }
+    this.run();
+  }
+
+  private run(): void {
+    if (this.stopped || this.running) return;
     this.running = true;
     void this.drain().finally(() => {
       this.running = false;
     });
   }
 
+  /** Sends what was handed over, then what the table holds, until neither has anything. */
   private async drain(): Promise<void> {
     try {
-      let relayed: number;
-      do {
-        this.again = false;
-        relayed = await this.relayBatch();
-      } while (!this.stopped && (relayed === BATCH || this.again));
+      while (!this.stopped) {
+        if (this.handed.length > 0) {
+          await this.relay(this.handed.splice(0, BATCH));
+        } else if (this.claimDue) {
+          this.claimDue = false;
+          const rows = await this.db.query<RelayedRow[]>(this.statements.claim, [
+            BATCH,
+            CLAIM_SECONDS,
+          ]);
+          if (rows.length === BATCH) this.claimDue = true;
+          if (rows.length > 0) await this.relay(rows);
+        } else {
+          return;
+        }
+      }
     } catch (error) {
       this.logger.warn({ msg: 'outbox relay paused', service: this.service, error: String(error) });
     }
@@ -139,11 +185,11 @@ export class OutboxRelay implements EntitySubscriberInterface {
     return { pending: Number(row.pending), oldestAgeSeconds: Math.max(0, Number(row.oldest ?? 0)) };
   }
 
-  private async relayBatch(): Promise<number> {
-    const rows = await this.db.query<ClaimedRow[]>(this.statements.claim, [BATCH, CLAIM_SECONDS]);
-    if (rows.length === 0) return 0;
-    rows.sort((a, b) => new Date(a.created_at).getTime() - new Date(b.created_at).getTime());
-
+  /**
+   * Publishes rows this relay holds (in the order they were written), deletes those the stream
+   * accepted, and leaves the others to be claimed again after a short wait.
+   */
+  private async relay(rows: readonly RelayedRow[]): Promise<void> {
     const outgoing = this.seal(rows);
     const stream = await this.stream();
     const results = await Promise.allSettled(
@@ -161,7 +207,6 @@ export class OutboxRelay implements EntitySubscriberInterface {
       await this.db.query(this.statements.failed, [failed, RETRY_AFTER_FAILURE_SECONDS]);
       throw new Error(`${failed.length} event(s) not accepted by the stream`);
     }
-    return rows.length;
   }
 
   /**
@@ -169,9 +214,9 @@ export class OutboxRelay implements EntitySubscriberInterface {
    * all sealed under one signature (`EnvelopeCodec.sealBatch`): a receiver verifies it once for
    * every message of the claim it gets.
    */
-  private seal(rows: readonly ClaimedRow[]): Outgoing[] {
+  private seal(rows: readonly RelayedRow[]): Outgoing[] {
     const pending: Array<{ type: string; id: string; rows: string[]; message: BatchMessage }> = [];
-    const audit: ClaimedRow[] = [];
+    const audit: RelayedRow[] = [];
     for (const row of rows) {
       if (isAuditEventType(row.type)) {
         audit.push(row);

@@ -22,11 +22,18 @@ import { type Actor, RequestContext, type ServiceName, preparedStatement } from 
 import { sendableTraceparent } from '../trace-context';
 import type { OutboxRecord } from './outbox-record.entity';
 
-/** Marks a transaction that wrote to the outbox, so its commit wakes the relay. */
-export const OUTBOX_WRITTEN = 'portcullis.outboxWritten';
-
 /** Rows a transaction enqueued and has not written yet, kept on its query runner. */
 const OUTBOX_PENDING = 'portcullis.outboxPending';
+
+/** Rows a transaction's COMMIT is about to make durable, handed to the relay once it has. */
+const OUTBOX_FLUSHED = 'portcullis.outboxFlushed';
+
+/**
+ * How long the relay of the process that writes a row holds it (seconds): it relays the row
+ * from memory right after the commit, and no other relay claims the row before this runs
+ * out. Should that process stop first, any relay claims the row afterwards.
+ */
+export const OUTBOX_LEASE_SECONDS = 30;
 
 /**
  * What one outbox row holds: the event's payload, or for the audit types one record (the
@@ -136,31 +143,71 @@ export class Outbox {
 }
 
 /**
- * An INSERT of outbox rows into `service`'s outbox, for a WITH clause or a statement of its
- * own, reading the rows from the JSON in parameter `$<parameter>` ({@link outboxRowsJson}).
- * A change and its events then take one statement, atomic without a transaction around it.
+ * An outbox row as it is stored (the audit records among a statement's rows packed by
+ * {@link packAuditRows}), and the lease its writer's relay takes on it: seconds, or null
+ * when no relay of this process will relay it from memory.
  */
-export function outboxInsert(service: ServiceName, parameter: number): string {
-  return preparedStatement(`INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent)
-     SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent
-       FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
-         id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
-         traceparent varchar)`);
+export interface StoredOutboxRow {
+  readonly service: ServiceName;
+  readonly id: string;
+  readonly type: string;
+  readonly payload: unknown;
+  readonly actor: Actor | null;
+  readonly correlation_id: string;
+  readonly traceparent: string | null;
+  readonly lease: number | null;
 }
 
 /**
- * The parameter {@link outboxInsert} reads: the rows as they are stored, the audit records
- * among them packed by {@link packAuditRows}.
+ * An INSERT of outbox rows into `service`'s outbox, for a WITH clause or a statement of its
+ * own, reading the rows from the JSON in parameter `$<parameter>` ({@link outboxRowsJson}).
+ * A change and its events then take one statement, atomic without a transaction around it.
+ * A leased row is claimed by its writer's relay from the start (`make_interval` of a null
+ * lease is null: not claimed).
  */
-export function outboxRowsJson(rows: readonly OutboxRow[]): string {
+export function outboxInsert(service: ServiceName, parameter: number): string {
+  return preparedStatement(`INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent, claimed_until)
+     SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent,
+            now() + make_interval(secs => r.lease)
+       FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
+         id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
+         traceparent varchar, lease integer)`);
+}
+
+/**
+ * The rows `service` is about to write to its outbox in `db`, as {@link outboxInsert} stores
+ * them. Once the statement (or the transaction around it) has committed, pass them to
+ * {@link outboxWritten}: the relay then sends them without reading them back.
+ */
+export function storedOutboxRows(
+  db: DataSource,
+  service: ServiceName,
+  rows: readonly OutboxRow[],
+): StoredOutboxRow[] {
+  const lease = relayOf(db, service) ? OUTBOX_LEASE_SECONDS : null;
+  return packAuditRows(rows).map((row) => ({
+    service,
+    id: row.id,
+    type: row.type,
+    payload: row.payload,
+    actor: row.actor,
+    correlation_id: row.correlationId,
+    traceparent: row.traceparent,
+    lease,
+  }));
+}
+
+/** The parameter {@link outboxInsert} reads. */
+export function outboxRowsJson(rows: readonly StoredOutboxRow[]): string {
   return JSON.stringify(
-    packAuditRows(rows).map((row) => ({
-      id: row.id,
-      type: row.type,
-      payload: row.payload,
-      actor: row.actor,
-      correlation_id: row.correlationId,
-      traceparent: row.traceparent,
+    rows.map(({ id, type, payload, actor, correlation_id, traceparent, lease }) => ({
+      id,
+      type,
+      payload,
+      actor,
+      correlation_id,
+      traceparent,
+      lease,
     })),
   );
 }
@@ -176,8 +223,8 @@ export function auditRecordsOf(payload: unknown): unknown[] {
  * together: the records of one type that one statement writes share a row, with payload
  * `{ records: [...] }`, cut as {@link auditBatches} cuts them (a record that alone passes the
  * byte bound gets a row of its own). The row takes its first record's id. Every row stored
- * costs an insert and two updates (claimed, published), so a transaction that audits ten
- * things now writes one row where it wrote ten. Other rows come first, as they are.
+ * costs an insert and a delete once published, so a transaction that audits ten things now
+ * writes one row where it wrote ten. Other rows come first, as they are.
  */
 export function packAuditRows(rows: readonly OutboxRow[]): OutboxRow[] {
   const audit = rows.filter((row) => isAuditEventType(row.type));
@@ -225,35 +272,67 @@ export function auditBatches<T extends { type: string; payload: unknown }>(
   return batches;
 }
 
-/** Listeners told when rows were written outside a transaction, by data source. */
-const written = new WeakMap<DataSource, Set<() => void>>();
+/**
+ * What a relay is told when rows of its service were committed: the rows, for it to send
+ * (those it holds a lease on), or nothing, for it to look for them in the table.
+ */
+export type OutboxListener = (rows?: readonly StoredOutboxRow[]) => void;
 
-/** Calls `listener` (the relay) whenever {@link outboxWritten} is called for `db`. */
-export function onOutboxWritten(db: DataSource, listener: () => void): () => void {
-  const listeners = written.get(db) ?? new Set();
-  written.set(db, listeners);
-  listeners.add(listener);
-  return () => listeners.delete(listener);
+/** The relay of each service, by data source: at most one per service takes the rows. */
+const relays = new WeakMap<DataSource, Map<ServiceName, OutboxListener>>();
+
+function relayOf(db: DataSource, service: ServiceName): OutboxListener | undefined {
+  return relays.get(db)?.get(service);
 }
 
-/** Tells `db`'s relay that a statement of its own wrote outbox rows, so it relays them now. */
-export function outboxWritten(db: DataSource): void {
-  for (const listener of written.get(db) ?? []) listener();
+/**
+ * Makes `listener` the relay of `service`'s outbox in `db`: {@link outboxWritten} hands it the
+ * rows committed from now on, leased to it. Returns the function that ends this.
+ */
+export function onOutboxWritten(
+  db: DataSource,
+  service: ServiceName,
+  listener: OutboxListener,
+): () => void {
+  const byService = relays.get(db) ?? new Map<ServiceName, OutboxListener>();
+  relays.set(db, byService);
+  if (byService.has(service)) throw new Error(`${service} already has a relay on this database`);
+  byService.set(service, listener);
+  return () => {
+    if (byService.get(service) === listener) byService.delete(service);
+  };
+}
+
+/**
+ * Tells the relays that `rows` (from {@link storedOutboxRows}) are committed, so that they
+ * are sent now. Without rows, each relay of `db` looks in its table.
+ */
+export function outboxWritten(db: DataSource, rows?: readonly StoredOutboxRow[]): void {
+  const byService = relays.get(db);
+  if (!byService) return;
+  if (rows === undefined) {
+    for (const listener of byService.values()) listener();
+    return;
+  }
+  for (const [service, listener] of byService) {
+    const own = rows.filter((row) => row.service === service);
+    if (own.length > 0) listener(own);
+  }
 }
 
 async function write(tx: EntityManager, service: ServiceName, rows: OutboxRow[]): Promise<void> {
   const runner = tx.queryRunner;
   if (!runner?.isTransactionActive) {
     // One statement, committed on its own: the relay can take the rows now.
-    await insertRows(tx, service, rows);
-    outboxWritten(tx.connection);
+    const stored = await insertRows(tx, service, rows);
+    outboxWritten(tx.connection, stored);
     return;
   }
   watch(tx.connection);
   const depth = depthOf(runner);
   const pending = pendingOf(runner);
   for (const row of rows) pending.push({ depth, service, row });
-  runner.data = { ...runner.data, [OUTBOX_PENDING]: pending, [OUTBOX_WRITTEN]: true };
+  runner.data = { ...runner.data, [OUTBOX_PENDING]: pending };
 }
 
 /**
@@ -264,8 +343,10 @@ async function insertRows(
   tx: EntityManager,
   service: ServiceName,
   rows: readonly OutboxRow[],
-): Promise<void> {
-  await tx.query(outboxInsert(service, 1), [outboxRowsJson(rows)]);
+): Promise<StoredOutboxRow[]> {
+  const stored = storedOutboxRows(tx.connection, service, rows);
+  await tx.query(outboxInsert(service, 1), [outboxRowsJson(stored)]);
+  return stored;
 }
 
 function pendingOf(runner: QueryRunner): PendingRow[] {
@@ -281,15 +362,17 @@ function depthOf(runner: QueryRunner): number {
 
 /**
  * Writes a transaction's pending rows just before its COMMIT (a savepoint released hands its
- * rows to the level around it), and forgets those of a savepoint that rolls back. Registered
- * on every data source the outbox writes through.
+ * rows to the level around it), forgets those of a savepoint that rolls back, and hands the
+ * rows to the relay once the COMMIT succeeded. Registered on every data source the outbox
+ * writes through.
  */
 const flusher: EntitySubscriberInterface = {
   async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
     const runner = event.queryRunner;
+    const depth = depthOf(runner);
+    if (depth === 1) setFlushed(runner, undefined);
     const pending = pendingOf(runner);
     if (pending.length === 0) return;
-    const depth = depthOf(runner);
     if (depth > 1) {
       // A savepoint released: its rows now belong to the level around it, and are written
       // with the transaction's COMMIT, so a rollback of that level still drops them.
@@ -304,15 +387,35 @@ const flusher: EntitySubscriberInterface = {
       rows.push(row);
       byService.set(service, rows);
     }
-    for (const [service, rows] of byService) await insertRows(runner.manager, service, rows);
+    const flushed: StoredOutboxRow[] = [];
+    for (const [service, rows] of byService) {
+      flushed.push(...(await insertRows(runner.manager, service, rows)));
+    }
+    setFlushed(runner, flushed);
+  },
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    const runner = event.queryRunner;
+    if (runner.isTransactionActive) return;
+    const flushed = (runner.data as Record<string, unknown> | undefined)?.[OUTBOX_FLUSHED] as
+      StoredOutboxRow[] | undefined;
+    if (!flushed) return;
+    setFlushed(runner, undefined);
+    outboxWritten(runner.connection, flushed);
   },
   beforeTransactionRollback(event: TransactionRollbackEvent): void {
     const pending = pendingOf(event.queryRunner);
     const depth = depthOf(event.queryRunner);
     const kept = pending.filter((entry) => entry.depth < depth);
     pending.splice(0, pending.length, ...kept);
+    if (depth === 1) setFlushed(event.queryRunner, undefined);
   },
 };
+
+function setFlushed(runner: QueryRunner, rows: StoredOutboxRow[] | undefined): void {
+  const data = runner.data as Record<string, unknown> | undefined;
+  if (rows === undefined && !data?.[OUTBOX_FLUSHED]) return;
+  runner.data = { ...data, [OUTBOX_FLUSHED]: rows };
+}
 
 function watch(db: DataSource): void {
   if (!db.subscribers.includes(flusher)) db.subscribers.push(flusher);
