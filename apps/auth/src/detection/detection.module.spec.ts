@@ -21,7 +21,7 @@ import {
   loadConfig,
 } from '@portcullis/core';
 import { ensureDevelopmentSecrets } from '@portcullis/crypto';
-import { MessagingModule } from '@portcullis/messaging';
+import { MessageClient, MessagingModule } from '@portcullis/messaging';
 
 import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { AccountsService } from '../accounts/accounts.service';
@@ -46,6 +46,7 @@ describe('detection in the auth app', () => {
   let observers: AuditObserver[];
   let recorded: jest.SpiedFunction<SecurityEvents['record']>;
   let dataSource: DataSource;
+  const published: Array<{ type: string; data: Uint8Array }> = [];
   let accounts: AccountsService;
   let sessions: SessionsService;
 
@@ -78,6 +79,12 @@ describe('detection in the auth app', () => {
     observers = app.get<AuditObserver[]>(AUDIT_OBSERVERS, { strict: false });
     recorded = jest.spyOn(app.get(SecurityEvents, { strict: false }), 'record');
     dataSource = app.get<DataSource>(getDataSourceToken('auth'), { strict: false });
+    const stream = await app.get(MessageClient, { strict: false }).eventStream();
+    const publish = stream.publish.bind(stream);
+    jest.spyOn(stream, 'publish').mockImplementation((type, id, data) => {
+      published.push({ type, data });
+      return publish(type, id, data);
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -141,15 +148,31 @@ describe('detection in the auth app', () => {
     return rows.map((row) => row.revoked_reason);
   }
 
-  /** `auth.session.revoked` events that auth's outbox holds for the account. */
+  /**
+   * The `auth.session.revoked` events auth announced for the account: what its relay published
+   * once its outbox was empty (a row leaves the outbox only after the stream took it).
+   */
   async function revocationEvents(accountId: string) {
-    return dataSource.query<
-      Array<{ payload: { sessionIds: string[]; reason: string }; correlation_id: string }>
-    >(
-      `SELECT payload, correlation_id FROM auth.outbox
-        WHERE type = 'auth.session.revoked' AND payload->>'accountId' = $1`,
-      [accountId],
-    );
+    const deadline = Date.now() + 5_000;
+    const left = async (): Promise<number> =>
+      (
+        await dataSource.query<Array<{ n: number }>>('SELECT count(*)::int AS n FROM auth.outbox')
+      )[0].n;
+    while ((await left()) > 0) {
+      if (Date.now() > deadline) throw new Error('auth outbox not relayed within 5 s');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return published
+      .filter((message) => message.type === 'auth.session.revoked')
+      .map(({ data }) => {
+        // `<kid>.<signature>.[<proof>.]<envelope JSON>`: the signature was checked by receivers.
+        const text = Buffer.from(data).toString('utf8');
+        return JSON.parse(text.slice(text.indexOf('{'))) as {
+          corr: string;
+          payload: { accountId: string; sessionIds: string[]; reason: string };
+        };
+      })
+      .filter((envelope) => envelope.payload.accountId === accountId);
   }
 
   describe('a customer denied ten of other customers’ objects within a minute', () => {
@@ -166,7 +189,7 @@ describe('detection in the auth app', () => {
       expect(others).toEqual([]);
       expect(event.payload.reason).toBe('abuse');
       expect(event.payload.sessionIds).toHaveLength(2);
-      expect(event.correlation_id).toBe(probes[9].correlationId);
+      expect(event.corr).toBe(probes[9].correlationId);
       expect(await revocationReasons(ada.id)).toEqual([null]);
       expect(alerts('access.probing')).toEqual([
         {

@@ -72,6 +72,8 @@ export class OutboxRelay {
   private stopped = false;
   private stopListening?: () => void;
   private handed: RelayedRow[] = [];
+  /** The delete of the rows sent last, if it is still running. */
+  private deleting: Promise<void> = Promise.resolve();
 
   private readonly statements: { claim: string; published: string; failed: string };
 
@@ -112,6 +114,7 @@ export class OutboxRelay {
     this.stopListening?.();
     clearInterval(this.timer);
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.deleting;
     // Rows handed over and not sent yet: free them for any relay now, not when leases end.
     const unsent = this.handed.splice(0).map((row) => row.id);
     if (unsent.length > 0) {
@@ -201,7 +204,19 @@ export class OutboxRelay {
     const published = rowsWhere('fulfilled');
     const failed = rowsWhere('rejected');
     if (published.length > 0) {
-      await this.db.query(this.statements.published, [published]);
+      // The next batch goes out while these rows are deleted; one delete at a time.
+      await this.deleting;
+      this.deleting = this.db.query(this.statements.published, [published]).then(
+        () => undefined,
+        (error: unknown) => {
+          // Still leased: sent again once the lease runs out, and dropped as a repeat.
+          this.logger.warn({
+            msg: 'sent outbox rows not deleted',
+            service: this.service,
+            error: String(error),
+          });
+        },
+      );
     }
     if (failed.length > 0) {
       await this.db.query(this.statements.failed, [failed, RETRY_AFTER_FAILURE_SECONDS]);
