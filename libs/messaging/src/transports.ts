@@ -12,6 +12,7 @@ import type { EnvelopeCodec } from './envelope-codec';
 import type { DeliveryOutcome, EventDelivery, EventStream } from './durable/event-stream';
 import { inProcessEventStream } from './durable/in-process-event-stream';
 import { JetStreamEventStream } from './durable/jetstream-event-stream';
+import { INBOX_CAPACITY } from './durable/inbox';
 import { InProcessConnection } from './in-process-connection';
 import { childTraceparent } from './trace-context';
 
@@ -26,9 +27,11 @@ const AUDIT_CONCURRENCY = 32;
 /**
  * Shared events handled at once, per type. They are applied through the inbox, which groups
  * those in hand into a few transactions; their order does not matter and a redelivery changes
- * nothing. Broadcast events (revocations, key rotations) are applied one after another.
+ * nothing. As many as the inbox applies at once (`INBOX_CAPACITY`): with fewer in hand, its
+ * transactions stay small and a backlog forms once they slow down under load. Broadcast
+ * events (revocations, key rotations) are applied one after another.
  */
-const SHARED_EVENT_CONCURRENCY = 64;
+const SHARED_EVENT_CONCURRENCY = INBOX_CAPACITY;
 
 /** What the server needs to take durable events from the stream. */
 export interface DurableEvents {

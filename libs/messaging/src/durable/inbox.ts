@@ -20,6 +20,9 @@ import type { VerifiedMessage } from '../envelope';
 const MAX_BATCH = 64;
 const MAX_BATCHES_IN_FLIGHT = 8;
 
+/** Messages the inbox applies at once, at most: what a consumer may usefully have in hand. */
+export const INBOX_CAPACITY = MAX_BATCH * MAX_BATCHES_IN_FLIGHT;
+
 /**
  * The effect of several messages of one kind applied at once, e.g. one multi-row insert for
  * all of them. `run` is called with the items of the messages not applied before; each item's

@@ -84,9 +84,10 @@ export class JetStreamEventStream implements EventStream {
           },
     );
     const source = await this.js.consumers.get(EVENTS_STREAM, name);
-    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart.
+    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart; as
+    // many messages buffered as are handled at once.
     const messages = await source.consume({
-      max_messages: 64,
+      max_messages: Math.max(64, concurrency),
       expires: 5_000,
       idle_heartbeat: 2_000,
     });
