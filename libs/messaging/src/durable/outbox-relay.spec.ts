@@ -460,6 +460,45 @@ describe(`${OutboxRelay.name} on a real database`, () => {
       expect(opened.payload).toEqual(written);
     });
 
+    it('sends audit rows and claims free rows while commits keep coming', async () => {
+      const stream = new CapturingStream();
+      const publish = stream.publish.bind(stream);
+      // A slow stream: commits pile up while each batch is out.
+      stream.publish = async (type, id, data) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return publish(type, id, data);
+      };
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      const outbox = new Outbox('orders');
+      const audited = record(1);
+      // Written as if by a process with no relay: free for any relay to claim.
+      const free = storedOutboxRows(db, 'orders', [outbox.row('orders.created', order())]);
+      let duringLoad: string[];
+      relay.start();
+      try {
+        const end = Date.now() + 2_000;
+        let commits = 0;
+        while (Date.now() < end) {
+          await db.transaction((tx) => outbox.enqueue(tx, 'orders.created', order()));
+          commits += 1;
+          // A commit every few milliseconds, leaving the embedded database's one connection
+          // to the relay in between.
+          await new Promise((resolve) => setTimeout(resolve, 3));
+          if (commits === 5) {
+            await new OutboxAuditSink('orders', db, outbox).write([audited]);
+            await db.query(outboxInsert('orders', 1), [outboxRowsJson(free)]);
+          }
+        }
+        duringLoad = stream.published.map((message) => message.id);
+      } finally {
+        await relay.stop();
+      }
+      expect(duringLoad).toContain(free[0].id);
+      expect(duringLoad).toContain(auditBatchMessageId([audited.id]));
+    });
+
     it('lets any relay claim a row leased to another once that lease has run out', async () => {
       const outbox = new Outbox('orders');
       const leased = storedOutboxRows(db, 'orders', [outbox.row('orders.created', order())]).map(

@@ -29,6 +29,13 @@ const RETRY_AFTER_FAILURE_SECONDS = 2;
  * failing for a while), newly committed rows wait in the table for their lease to run out.
  */
 const HANDED_MAX = 10_000;
+/**
+ * How long audit rows handed over wait for others before they are sent (ms), unless a batch
+ * fills first. Events leave at once; audit records, which only the collector reads, leave
+ * together: one message, one signature check and one append for what a service audited over
+ * this time, where every commit would otherwise send its own.
+ */
+const AUDIT_LINGER_MS = 100;
 
 /** A row to send: handed over by the commit that wrote it, or claimed from the table. */
 interface RelayedRow {
@@ -72,6 +79,10 @@ export class OutboxRelay {
   private stopped = false;
   private stopListening?: () => void;
   private handed: RelayedRow[] = [];
+  /** Audit rows handed over, waiting for {@link AUDIT_LINGER_MS} or a full batch. */
+  private handedAudit: RelayedRow[] = [];
+  private auditTimer?: NodeJS.Timeout;
+  private auditDue = false;
   /** The delete of the rows sent last, if it is still running. */
   private deleting: Promise<void> = Promise.resolve();
 
@@ -113,10 +124,11 @@ export class OutboxRelay {
     this.stopped = true;
     this.stopListening?.();
     clearInterval(this.timer);
+    clearTimeout(this.auditTimer);
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.deleting;
     // Rows handed over and not sent yet: free them for any relay now, not when leases end.
-    const unsent = this.handed.splice(0).map((row) => row.id);
+    const unsent = [...this.handed.splice(0), ...this.handedAudit.splice(0)].map((row) => row.id);
     if (unsent.length > 0) {
       await this.db.query(this.statements.failed, [unsent, 0]).catch((error: unknown) => {
         this.logger.warn({
@@ -138,13 +150,29 @@ export class OutboxRelay {
   private take(rows: readonly StoredOutboxRow[]): void {
     if (this.stopped) return;
     const leased = rows.filter((row) => row.lease !== null);
-    if (this.handed.length + leased.length <= HANDED_MAX) {
+    if (this.handed.length + this.handedAudit.length + leased.length <= HANDED_MAX) {
       for (const row of leased) {
         const { id, type, payload, actor, correlation_id, traceparent } = row;
-        this.handed.push({ id, type, payload, actor, correlation_id, traceparent });
+        const queue = isAuditEventType(type) ? this.handedAudit : this.handed;
+        queue.push({ id, type, payload, actor, correlation_id, traceparent });
       }
     }
+    this.scheduleAudit();
     this.run();
+  }
+
+  /** Audit rows waiting go now if they fill a batch, else once the first has waited enough. */
+  private scheduleAudit(): void {
+    if (this.handedAudit.length >= BATCH) {
+      this.auditDue = true;
+    } else if (this.handedAudit.length > 0 && !this.auditTimer && !this.stopped) {
+      this.auditTimer = setTimeout(() => {
+        this.auditTimer = undefined;
+        this.auditDue = true;
+        this.run();
+      }, AUDIT_LINGER_MS);
+      this.auditTimer.unref();
+    }
   }
 
   private run(): void {
@@ -155,23 +183,38 @@ export class OutboxRelay {
     });
   }
 
-  /** Sends what was handed over, then what the table holds, until neither has anything. */
+  /**
+   * Sends what was handed over (the audit rows once due, with the events), then claims from
+   * the table when due, until there is nothing left to do. Each turn does both, so neither
+   * waits for the other under a steady stream of commits.
+   */
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
-        if (this.handed.length > 0) {
-          await this.relay(this.handed.splice(0, BATCH));
-        } else if (this.claimDue) {
+        let sent = false;
+        const rows = this.handed.splice(0, BATCH);
+        if (this.auditDue) {
+          this.auditDue = false;
+          rows.push(...this.handedAudit.splice(0, BATCH));
+          this.scheduleAudit();
+        }
+        if (rows.length > 0) {
+          await this.relay(rows);
+          sent = true;
+        }
+        if (this.claimDue) {
           this.claimDue = false;
-          const rows = await this.db.query<RelayedRow[]>(this.statements.claim, [
+          const claimed = await this.db.query<RelayedRow[]>(this.statements.claim, [
             BATCH,
             CLAIM_SECONDS,
           ]);
-          if (rows.length === BATCH) this.claimDue = true;
-          if (rows.length > 0) await this.relay(rows);
-        } else {
-          return;
+          if (claimed.length === BATCH) this.claimDue = true;
+          if (claimed.length > 0) {
+            await this.relay(claimed);
+            sent = true;
+          }
         }
+        if (!sent && !this.claimDue) return;
       }
     } catch (error) {
       this.logger.warn({ msg: 'outbox relay paused', service: this.service, error: String(error) });
