@@ -1,7 +1,8 @@
 // The order-flow load: customers register and log in, then C clients each place orders one
 // after another (POST /orders with a fresh Idempotency-Key, items from GET /products) for a
 // warm-up and then a measured phase. One order in N is followed until its invoice is visible
-// (GET /billing/invoices?orderId=), by a poller outside the C clients.
+// (GET /billing/invoices?orderId=), by a poller outside the C clients. The read load
+// (runReadLoad) has each customer place one order and then only reads invoices.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -158,6 +159,87 @@ export async function runOrderLoad(http, options) {
     poll: { p50: quantile(polls, 0.5), p90: quantile(polls, 0.9), p99: quantile(polls, 0.99) },
     invoiceMissing: measured.invoiceMissing,
     invoiceErrors: measured.invoiceErrors,
+    statuses: measured.statuses,
+  };
+}
+
+/**
+ * The read load: each customer (each token; one anonymous customer for the baseline) places
+ * one order and waits for its invoice, then C clients read those invoices
+ * (GET /billing/invoices?orderId=, as the owner) one after another for a warm-up and a
+ * measured phase. Returns what runOrderLoad returns, a read counting where an order did.
+ */
+export async function runReadLoad(http, options) {
+  const { tokens, concurrency, warmupMs, durationMs } = options;
+  const products = await http.send('GET', '/products');
+  if (products.status !== 200 || !Array.isArray(products.body) || products.body.length === 0) {
+    throw new Error(`GET /products answered ${products.status}`);
+  }
+  const owned = await Promise.all(
+    tokens.map(async (token, n) => {
+      const placed = await http.send('POST', '/orders', {
+        token,
+        body: { items: [{ sku: products.body[n % products.body.length].sku, quantity: 1 }] },
+        headers: { 'idempotency-key': randomUUID() },
+      });
+      if (placed.status !== 201) throw new Error(`POST /orders answered ${placed.status}`);
+      const path = `/billing/invoices?orderId=${placed.body.id}`;
+      const deadline = performance.now() + INVOICE_TIMEOUT_MS;
+      for (;;) {
+        const response = await http.send('GET', path, { token });
+        if (response.status === 200 && Array.isArray(response.body) && response.body.length > 0) {
+          return { token, path };
+        }
+        if (performance.now() > deadline) throw new Error(`no invoice for ${placed.body.id}`);
+        await sleep(20);
+      }
+    }),
+  );
+
+  let phase = 'warmup';
+  let sequence = 0;
+  const measured = { reads: 0, latencies: [], statuses: {} };
+  const client = async () => {
+    while (phase !== 'done') {
+      const { token, path } = owned[sequence++ % owned.length];
+      const started = performance.now();
+      const response = await http.send('GET', path, { token });
+      const finished = performance.now();
+      if (phase !== 'measure') continue;
+      measured.latencies.push(finished - started);
+      const key = String(response.status);
+      measured.statuses[key] = (measured.statuses[key] ?? 0) + 1;
+      if (response.status === 200) measured.reads += 1;
+    }
+  };
+
+  const clients = Array.from({ length: concurrency }, () => client());
+  await sleep(warmupMs);
+  await options.onMeasureStart?.();
+  const startedAt = performance.now();
+  phase = 'measure';
+  await sleep(durationMs);
+  phase = 'done';
+  const elapsedMs = performance.now() - startedAt;
+  await options.onMeasureEnd?.();
+  await Promise.all(clients);
+
+  const latencies = [...measured.latencies].sort((a, b) => a - b);
+  return {
+    elapsedMs,
+    orders: measured.reads,
+    ordersPerSecond: measured.reads / (elapsedMs / 1000),
+    requests: latencies.length,
+    post: {
+      p50: quantile(latencies, 0.5),
+      p90: quantile(latencies, 0.9),
+      p99: quantile(latencies, 0.99),
+    },
+    invoiceLag: { samples: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN },
+    invoicePolls: 0,
+    poll: { p50: NaN, p90: NaN, p99: NaN },
+    invoiceMissing: 0,
+    invoiceErrors: {},
     statuses: measured.statuses,
   };
 }

@@ -8,6 +8,10 @@
 //   npm run bench:flow -- [--shape split|postgres-nats|baseline] [-c 16] [-d 20] [--warmup 5]
 //                         [--runs 1] [--users 64] [--sample-every 10] [--cpu-prof]
 //                         [--count-queries] [--nats-tls|--no-nats-tls] [--json file]
+//                         [--keep dir] [--reads]
+//
+// --reads measures reads instead of orders: each customer places one order, then the clients
+// only read invoices (GET /billing/invoices?orderId=), and every figure is per read.
 //
 // Flags fall back to FLOW_SHAPE, FLOW_CONCURRENCY, FLOW_DURATION_SECONDS. PostgreSQL comes
 // from BENCH_DATABASE_URL (else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/
@@ -20,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { backendPids, databaseCounters, startDeployment } from './deployment.mjs';
 import { HttpClient } from './http-client.mjs';
-import { runOrderLoad, signUpCustomers } from './load.mjs';
+import { runOrderLoad, runReadLoad, signUpCustomers } from './load.mjs';
 import { cpuSnapshot, cpuSpent, peakRssMiB } from './proc-stats.mjs';
 import { printSummary, summarise } from './profile-summary.mjs';
 
@@ -41,6 +45,7 @@ function parseArgs(argv) {
     natsTls: undefined,
     json: undefined,
     keepDir: undefined,
+    reads: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
@@ -87,6 +92,9 @@ function parseArgs(argv) {
         break;
       case '--json':
         options.json = resolve(value());
+        break;
+      case '--reads':
+        options.reads = true;
         break;
       case '--keep':
         options.keepDir = resolve(value());
@@ -224,7 +232,7 @@ async function runOnce(options, round) {
         nats: await natsCounters(deployment.natsMonitorUrl),
       };
     };
-    const load = await runOrderLoad(http, {
+    const load = await (options.reads ? runReadLoad : runOrderLoad)(http, {
       tokens,
       concurrency: options.concurrency,
       warmupMs: options.warmupSeconds * 1000,
@@ -268,6 +276,7 @@ async function runOnce(options, round) {
         : undefined;
     result = {
       shape: options.shape,
+      unit: options.reads ? 'read' : 'order',
       natsTls: options.natsTls,
       concurrency: options.concurrency,
       durationSeconds: options.durationSeconds,
@@ -332,6 +341,8 @@ async function runOnce(options, round) {
 const fixed = (value, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 function report(result) {
+  const unit = result.unit;
+  const reads = unit === 'read';
   const statuses = Object.entries(result.statuses)
     .map(([status, count]) => `${status}: ${count}`)
     .join(', ');
@@ -340,17 +351,21 @@ function report(result) {
       ` ${result.concurrency} clients, ${result.durationSeconds} s,` +
       ` ${result.shape === 'baseline' ? 'no accounts' : `${result.users} customers`};` +
       ` load average ${fixed(result.loadAverage.start, 2)} -> ${fixed(result.loadAverage.end, 2)}`,
-    `  orders/s            ${fixed(result.ordersPerSecond)}  (${result.orders} orders)`,
-    `  POST /orders ms     p50 ${fixed(result.post.p50)}  p90 ${fixed(result.post.p90)}` +
-      `  p99 ${fixed(result.post.p99)}`,
-    `  invoice lag ms      p50 ${fixed(result.invoiceLag.p50)}  p90 ${fixed(result.invoiceLag.p90)}` +
-      `  p99 ${fixed(result.invoiceLag.p99)}  max ${fixed(result.invoiceLag.max)}` +
-      `  (${result.invoiceLag.samples} sampled, ${result.invoicePolls} polls,` +
-      ` ${result.invoiceMissing} never seen)`,
-    `  GET invoices ms     p50 ${fixed(result.poll.p50)}  p90 ${fixed(result.poll.p90)}` +
-      `  p99 ${fixed(result.poll.p99)}  (each poll, as the sampler waits for invoices)`,
+    `  ${`${unit}s/s`.padEnd(18)}  ${fixed(result.ordersPerSecond)}  (${result.orders} ${unit}s)`,
+    `  ${reads ? 'GET invoices ms' : 'POST /orders ms'}     p50 ${fixed(result.post.p50)}` +
+      `  p90 ${fixed(result.post.p90)}  p99 ${fixed(result.post.p99)}`,
+    ...(reads
+      ? []
+      : [
+          `  invoice lag ms      p50 ${fixed(result.invoiceLag.p50)}  p90 ${fixed(result.invoiceLag.p90)}` +
+            `  p99 ${fixed(result.invoiceLag.p99)}  max ${fixed(result.invoiceLag.max)}` +
+            `  (${result.invoiceLag.samples} sampled, ${result.invoicePolls} polls,` +
+            ` ${result.invoiceMissing} never seen)`,
+          `  GET invoices ms     p50 ${fixed(result.poll.p50)}  p90 ${fixed(result.poll.p90)}` +
+            `  p99 ${fixed(result.poll.p99)}  (each poll, as the sampler waits for invoices)`,
+        ]),
     `  statuses            ${statuses}`,
-    '  process             CPU ms/order  cores  peak RSS MiB',
+    `  process             ${`CPU ms/${unit}`.padStart(12)}  cores  peak RSS MiB`,
     ...result.processes.map(
       (p) =>
         `  ${p.name.padEnd(18)}  ${fixed(p.cpuMsPerOrder, 3).padStart(12)}  ${fixed(p.cpuCores, 2).padStart(5)}` +
@@ -360,7 +375,7 @@ function report(result) {
       `  ${fixed(result.postgresBackends.cpuCores, 2).padStart(5)}`,
     `  ${'load driver'.padEnd(18)}  ${fixed(result.driver.cpuMsPerOrder, 3).padStart(12)}` +
       `  ${fixed(result.driver.cpuCores, 2).padStart(5)}  ${fixed(process.memoryUsage().rss / 2 ** 20, 0).padStart(12)}`,
-    `  per order           ${fixed(result.databasePerOrder.xact_commit, 2)} commits,` +
+    `  ${`per ${unit}`.padEnd(18)}  ${fixed(result.databasePerOrder.xact_commit, 2)} commits,` +
       ` ${fixed(result.databasePerOrder.tup_inserted, 2)} rows inserted,` +
       ` ${fixed(result.databasePerOrder.tup_updated, 2)} updated,` +
       ` ${fixed(result.databasePerOrder.tup_deleted, 2)} deleted` +

@@ -84,6 +84,18 @@ export class ServiceImpersonator {
     return Buffer.from(stored.data);
   }
 
+  /** The `type` events among the stream's latest `span` messages, newest first. */
+  async recent(type: string, span = 400): Promise<Buffer[]> {
+    const manager = await jetstreamManager(this.nats);
+    const last = (await manager.streams.info(EVENTS_STREAM)).state.last_seq;
+    const wires: Buffer[] = [];
+    for (let seq = last; seq > 0 && seq > last - span; seq -= 1) {
+      const stored = await manager.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
+      if (stored?.subject === `evt.${type}`) wires.push(Buffer.from(stored.data));
+    }
+    return wires;
+  }
+
   /** Sends a request signed by `sender`; resolves once any answer (or none) came back. */
   async request(sender: ServiceName, type: string, payload: object, actor?: Actor): Promise<void> {
     const wire = this.codec.seal(sender, 'request', type, payload, {
