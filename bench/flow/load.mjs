@@ -48,19 +48,42 @@ export function quantile(sorted, q) {
   return sorted[rank];
 }
 
+/** The SKUs of the catalogue, which the loads order from. */
+async function catalogueSkus(http) {
+  const products = await http.send('GET', '/products');
+  if (products.status !== 200 || !Array.isArray(products.body) || products.body.length === 0) {
+    throw new Error(`GET /products answered ${products.status}`);
+  }
+  return products.body.map((product) => product.sku);
+}
+
+/**
+ * Lets `clients` (started with `state.phase` at 'warmup') run through the warm-up and the
+ * measured phase, calling `onMeasureStart` / `onMeasureEnd` at its edges, then waits for them
+ * to finish. Returns the measured phase's length in milliseconds.
+ */
+async function runPhases(state, clients, options) {
+  await sleep(options.warmupMs);
+  await options.onMeasureStart?.();
+  const startedAt = performance.now();
+  state.phase = 'measure';
+  await sleep(options.durationMs);
+  state.phase = 'done';
+  const elapsedMs = performance.now() - startedAt;
+  await options.onMeasureEnd?.();
+  await Promise.all(clients);
+  return elapsedMs;
+}
+
 /**
  * Runs the load. Calls `onMeasureStart` / `onMeasureEnd` at the edges of the measured phase
  * (to read counters) and returns what was measured in it.
  */
 export async function runOrderLoad(http, options) {
-  const { tokens, concurrency, warmupMs, durationMs, sampleEvery } = options;
-  const products = await http.send('GET', '/products');
-  if (products.status !== 200 || !Array.isArray(products.body) || products.body.length === 0) {
-    throw new Error(`GET /products answered ${products.status}`);
-  }
-  const skus = products.body.map((product) => product.sku);
+  const { tokens, concurrency, sampleEvery } = options;
+  const skus = await catalogueSkus(http);
 
-  let phase = 'warmup';
+  const state = { phase: 'warmup' };
   let sequence = 0;
   const measured = {
     orders: 0,
@@ -98,7 +121,7 @@ export async function runOrderLoad(http, options) {
   };
 
   const client = async (index) => {
-    while (phase !== 'done') {
+    while (state.phase !== 'done') {
       const n = sequence++;
       const token = tokens[n % tokens.length];
       const lines = 1 + (n % 3);
@@ -113,7 +136,7 @@ export async function runOrderLoad(http, options) {
         headers: { 'idempotency-key': randomUUID() },
       });
       const finished = performance.now();
-      if (phase !== 'measure') continue;
+      if (state.phase !== 'measure') continue;
       measured.postLatencies.push(finished - started);
       const key = String(response.status);
       measured.statuses[key] = (measured.statuses[key] ?? 0) + 1;
@@ -128,15 +151,7 @@ export async function runOrderLoad(http, options) {
   };
 
   const clients = Array.from({ length: concurrency }, (_, index) => client(index));
-  await sleep(warmupMs);
-  await options.onMeasureStart?.();
-  const startedAt = performance.now();
-  phase = 'measure';
-  await sleep(durationMs);
-  phase = 'done';
-  const elapsedMs = performance.now() - startedAt;
-  await options.onMeasureEnd?.();
-  await Promise.all(clients);
+  const elapsedMs = await runPhases(state, clients, options);
   await Promise.all([...pendingSamples]);
 
   const posts = [...measured.postLatencies].sort((a, b) => a - b);
@@ -170,16 +185,13 @@ export async function runOrderLoad(http, options) {
  * measured phase. Returns what runOrderLoad returns, a read counting where an order did.
  */
 export async function runReadLoad(http, options) {
-  const { tokens, concurrency, warmupMs, durationMs } = options;
-  const products = await http.send('GET', '/products');
-  if (products.status !== 200 || !Array.isArray(products.body) || products.body.length === 0) {
-    throw new Error(`GET /products answered ${products.status}`);
-  }
+  const { tokens, concurrency } = options;
+  const skus = await catalogueSkus(http);
   const owned = await Promise.all(
     tokens.map(async (token, n) => {
       const placed = await http.send('POST', '/orders', {
         token,
-        body: { items: [{ sku: products.body[n % products.body.length].sku, quantity: 1 }] },
+        body: { items: [{ sku: skus[n % skus.length], quantity: 1 }] },
         headers: { 'idempotency-key': randomUUID() },
       });
       if (placed.status !== 201) throw new Error(`POST /orders answered ${placed.status}`);
@@ -196,16 +208,16 @@ export async function runReadLoad(http, options) {
     }),
   );
 
-  let phase = 'warmup';
+  const state = { phase: 'warmup' };
   let sequence = 0;
   const measured = { reads: 0, latencies: [], statuses: {} };
   const client = async () => {
-    while (phase !== 'done') {
+    while (state.phase !== 'done') {
       const { token, path } = owned[sequence++ % owned.length];
       const started = performance.now();
       const response = await http.send('GET', path, { token });
       const finished = performance.now();
-      if (phase !== 'measure') continue;
+      if (state.phase !== 'measure') continue;
       measured.latencies.push(finished - started);
       const key = String(response.status);
       measured.statuses[key] = (measured.statuses[key] ?? 0) + 1;
@@ -214,15 +226,7 @@ export async function runReadLoad(http, options) {
   };
 
   const clients = Array.from({ length: concurrency }, () => client());
-  await sleep(warmupMs);
-  await options.onMeasureStart?.();
-  const startedAt = performance.now();
-  phase = 'measure';
-  await sleep(durationMs);
-  phase = 'done';
-  const elapsedMs = performance.now() - startedAt;
-  await options.onMeasureEnd?.();
-  await Promise.all(clients);
+  const elapsedMs = await runPhases(state, clients, options);
 
   const latencies = [...measured.latencies].sort((a, b) => a - b);
   return {

@@ -460,6 +460,28 @@ describe(`${OutboxRelay.name} on a real database`, () => {
       expect(opened.payload).toEqual(written);
     });
 
+    it('puts the rows back for another try when it has no stream to send to', async () => {
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.reject(new Error('not connected')),
+      );
+      relay.start();
+      try {
+        await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', order()));
+        // Leased for 30 s when written; freed for a retry within seconds once sending failed.
+        await until(
+          async () =>
+            (
+              await db.query<Array<{ short: boolean }>>(
+                `SELECT claimed_until < now() + interval '5 seconds' AS short FROM orders.outbox`,
+              )
+            )[0]?.short === true,
+        );
+      } finally {
+        await relay.stop();
+      }
+      expect(await rowsLeft()).toBe(1);
+    });
+
     it('sends audit rows and claims free rows while commits keep coming', async () => {
       const stream = new CapturingStream();
       const publish = stream.publish.bind(stream);

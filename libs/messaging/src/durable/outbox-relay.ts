@@ -65,7 +65,7 @@ interface Outgoing {
  * once the stream has it. A crash in between leaves the row to be relayed again: the stream's
  * duplicate window and the consumers' inboxes drop the repeat.
  *
- * Audit records are the exception: the records claimed together leave as one
+ * Audit records are the exception: the records sent together leave as one
  * `<service>.audit.recorded` message carrying them in the order of their transactions (bounded by
  * `AUDIT_BATCH_LIMITS`), its id derived from their ids; the collector appends each
  * record once, by its own id.
@@ -236,11 +236,20 @@ export class OutboxRelay {
    * accepted, and leaves the others to be claimed again after a short wait.
    */
   private async relay(rows: readonly RelayedRow[]): Promise<void> {
-    const outgoing = this.seal(rows);
-    const stream = await this.stream();
-    const results = await Promise.allSettled(
-      outgoing.map((message) => stream.publish(message.type, message.id, message.data)),
-    );
+    let outgoing: Outgoing[];
+    let results: Array<PromiseSettledResult<void>>;
+    try {
+      outgoing = this.seal(rows);
+      const stream = await this.stream();
+      results = await Promise.allSettled(
+        outgoing.map((message) => stream.publish(message.type, message.id, message.data)),
+      );
+    } catch (error) {
+      // Nothing was sent (no stream to send to): the rows go back to the table for another try.
+      const ids = rows.map((row) => row.id);
+      await this.db.query(this.statements.failed, [ids, RETRY_AFTER_FAILURE_SECONDS]);
+      throw error;
+    }
 
     const rowsWhere = (status: PromiseSettledResult<void>['status']): string[] =>
       outgoing.flatMap((message, i) => (results[i].status === status ? message.rows : []));
@@ -270,7 +279,7 @@ export class OutboxRelay {
   /**
    * Each event row as its own message, the audit records as few messages as the bounds allow,
    * all sealed under one signature (`EnvelopeCodec.sealBatch`): a receiver verifies it once for
-   * every message of the claim it gets.
+   * every message of the batch it gets.
    */
   private seal(rows: readonly RelayedRow[]): Outgoing[] {
     const pending: Array<{ type: string; id: string; rows: string[]; message: BatchMessage }> = [];
