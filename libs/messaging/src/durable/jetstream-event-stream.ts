@@ -84,10 +84,12 @@ export class JetStreamEventStream implements EventStream {
           },
     );
     const source = await this.js.consumers.get(EVENTS_STREAM, name);
-    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart; as
-    // many messages buffered as are handled at once.
+    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart. Half
+    // as many buffered as are handled at once: those in hand and those buffered stay under the
+    // server's default limit of 1,000 unacknowledged, and none waits long enough in the buffer
+    // for its acknowledgement time to run out.
     const messages = await source.consume({
-      max_messages: Math.max(64, concurrency),
+      max_messages: Math.max(64, Math.floor(concurrency / 2)),
       expires: 5_000,
       idle_heartbeat: 2_000,
     });

@@ -416,9 +416,13 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         await new Outbox('orders').enqueue(db.manager, 'orders.created', order());
 
         await until(async () => stream.published.length === 3 && (await rowsLeft()) === 0);
+        // Nothing goes out a second time, from memory or from the table's poll.
+        await new Promise((resolve) => setTimeout(resolve, 700));
       } finally {
         await relay.stop();
       }
+      expect(stream.attempted).toHaveLength(3);
+      expect(new Set(stream.attempted).size).toBe(3);
       // Both orders.created rows (their message ids are their row ids) were leased to this
       // relay when written and sent as they were: never claimed from the table.
       expect(seen).toEqual([
@@ -458,6 +462,87 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         redeliverable: true,
       });
       expect(opened.payload).toEqual(written);
+    });
+
+    it('sends nothing of a transaction that rolled back, and the next one at once', async () => {
+      const stream = new CapturingStream();
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      relay.start();
+      const kept = order();
+      try {
+        await db
+          .transaction(async (tx) => {
+            await new Outbox('orders').enqueue(tx, 'orders.created', order());
+            throw new Error('the change fails');
+          })
+          .catch(() => undefined);
+        await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', kept));
+        await until(async () => stream.published.length === 1 && (await rowsLeft()) === 0);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      } finally {
+        await relay.stop();
+      }
+      expect(stream.published).toHaveLength(1);
+      const opened = fixture.codec().codec.open(stream.published[0].data, {
+        subject: 'orders.created',
+        kinds: ['event'],
+        redeliverable: true,
+      });
+      expect(opened.payload).toEqual(kept);
+    });
+
+    it('frees the rows it holds when it stops before sending them', async () => {
+      const stream = new CapturingStream();
+      const publish = stream.publish.bind(stream);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The first batch stays out until released; the second row waits in memory meanwhile.
+      let asked = 0;
+      stream.publish = async (type, id, data) => {
+        asked += 1;
+        await released;
+        return publish(type, id, data);
+      };
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      relay.start();
+      await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', order()));
+      await until(() => asked === 1);
+      await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', order()));
+      const stopped = relay.stop();
+      release();
+      await stopped;
+
+      expect(stream.published).toHaveLength(1);
+      const left = await db.query<Array<{ free: boolean }>>(
+        'SELECT claimed_until <= now() AS free FROM orders.outbox',
+      );
+      expect(left).toEqual([{ free: true }]);
+    });
+
+    it('leaves what it has no room for to the table, where it is claimed at once', async () => {
+      const stream = new CapturingStream();
+      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
+        Promise.resolve(stream),
+      );
+      relay.start();
+      const outbox = new Outbox('orders');
+      try {
+        // One statement with more rows than a relay keeps in memory.
+        const rows = Array.from({ length: 1_001 }, () => outbox.row('orders.created', order()));
+        const stored = storedOutboxRows(db, 'orders', rows);
+        expect(stored[0].lease).toBe(30);
+        await db.query(outboxInsert('orders', 1), [outboxRowsJson(stored)]);
+        outboxWritten(db, stored);
+        // Well within the 30 s lease the rows were written with.
+        await until(async () => (await rowsLeft()) === 0);
+      } finally {
+        await relay.stop();
+      }
+      expect(new Set(stream.published.map((message) => message.id)).size).toBe(1_001);
     });
 
     it('puts the rows back for another try when it has no stream to send to', async () => {

@@ -13,6 +13,7 @@ import {
   type StoredOutboxRow,
   auditBatches,
   auditRecordsOf,
+  freeLeasedRows,
   onOutboxWritten,
 } from './outbox';
 
@@ -25,10 +26,17 @@ const POLL_MS = 500;
 const CLAIM_SECONDS = OUTBOX_LEASE_SECONDS;
 const RETRY_AFTER_FAILURE_SECONDS = 2;
 /**
- * Rows handed over at commit and waiting to be sent, at most. Past it (the stream has been
- * failing for a while), newly committed rows wait in the table for their lease to run out.
+ * Rows handed over at commit and waiting to be sent, at most (a few times what a busy relay
+ * sends in a turn). Past it (the stream has been slow or failing for a while), newly committed
+ * rows are freed in the table and claimed from there.
  */
-const HANDED_MAX = 10_000;
+const HANDED_MAX = 1_000;
+/**
+ * A row handed over is sent from memory only while this much of its lease is left (seconds):
+ * after that it belongs to the table, where any relay may claim it once the lease runs out,
+ * and sending it from memory too would send it twice.
+ */
+const LEASE_MARGIN_SECONDS = 10;
 /**
  * How long audit rows handed over wait for others before they are sent (ms), unless a batch
  * fills first. Events leave at once; audit records, which only the collector reads, leave
@@ -45,6 +53,11 @@ interface RelayedRow {
   actor: Actor | null;
   correlation_id: string;
   traceparent: string | null;
+}
+
+/** A row handed over, and until when (ms since the epoch) it may be sent from memory. */
+interface HandedRow extends RelayedRow {
+  sendBy: number;
 }
 
 /** One message to publish, and the outbox rows it carries. */
@@ -78,9 +91,9 @@ export class OutboxRelay {
   private claimDue = true;
   private stopped = false;
   private stopListening?: () => void;
-  private handed: RelayedRow[] = [];
+  private handed: HandedRow[] = [];
   /** Audit rows handed over, waiting for {@link AUDIT_LINGER_MS} or a full batch. */
-  private handedAudit: RelayedRow[] = [];
+  private handedAudit: HandedRow[] = [];
   private auditTimer?: NodeJS.Timeout;
   private auditDue = false;
   /** The delete of the rows sent last, if it is still running. */
@@ -146,19 +159,46 @@ export class OutboxRelay {
     this.run();
   }
 
-  /** Rows just committed, leased to this relay: sent next, without reading them back. */
+  /**
+   * Rows just committed, leased to this relay: sent next, without reading them back. Rows it
+   * cannot take (stopped, or no room) are freed for the table's claims; rows that were stored
+   * without a lease are found there.
+   */
   private take(rows: readonly StoredOutboxRow[]): void {
-    if (this.stopped) return;
     const leased = rows.filter((row) => row.lease !== null);
-    if (this.handed.length + this.handedAudit.length + leased.length <= HANDED_MAX) {
+    if (leased.length < rows.length) this.claimDue = true;
+    if (this.stopped || this.handed.length + this.handedAudit.length + leased.length > HANDED_MAX) {
+      freeLeasedRows(this.db, this.service, leased);
+      this.claimDue = true;
+    } else {
+      const now = Date.now();
       for (const row of leased) {
         const { id, type, payload, actor, correlation_id, traceparent } = row;
+        const sendBy = now + ((row.lease ?? 0) - LEASE_MARGIN_SECONDS) * 1000;
         const queue = isAuditEventType(type) ? this.handedAudit : this.handed;
-        queue.push({ id, type, payload, actor, correlation_id, traceparent });
+        queue.push({ id, type, payload, actor, correlation_id, traceparent, sendBy });
       }
+      this.scheduleAudit();
     }
-    this.scheduleAudit();
-    this.run();
+    // After the commit's own bookkeeping (the connection goes back to the pool first).
+    setImmediate(() => this.run());
+  }
+
+  /** Up to a batch of `queue`'s rows whose leases leave time to send them from memory. */
+  private takeHanded(queue: HandedRow[]): RelayedRow[] {
+    const now = Date.now();
+    const rows = queue.splice(0, BATCH);
+    const sendable = rows.filter((row) => row.sendBy > now);
+    // The others are the table's now: claimed there once their leases run out.
+    if (sendable.length < rows.length) this.claimDue = true;
+    return sendable;
+  }
+
+  /** Whether anything is waiting: rows handed over, audit rows due, or a claim due. */
+  private get pending(): boolean {
+    return (
+      this.handed.length > 0 || (this.auditDue && this.handedAudit.length > 0) || this.claimDue
+    );
   }
 
   /** Audit rows waiting go now if they fill a batch, else once the first has waited enough. */
@@ -178,8 +218,11 @@ export class OutboxRelay {
   private run(): void {
     if (this.stopped || this.running) return;
     this.running = true;
-    void this.drain().finally(() => {
+    void this.drain().then((finished) => {
       this.running = false;
+      // Handed over or due while the last statement ran: go on now, not at the next poll.
+      // After a failure, the poll or the next commit tries again.
+      if (finished && this.pending) this.run();
     });
   }
 
@@ -188,20 +231,16 @@ export class OutboxRelay {
    * the table when due, until there is nothing left to do. Each turn does both, so neither
    * waits for the other under a steady stream of commits.
    */
-  private async drain(): Promise<void> {
+  private async drain(): Promise<boolean> {
     try {
-      while (!this.stopped) {
-        let sent = false;
-        const rows = this.handed.splice(0, BATCH);
+      while (!this.stopped && this.pending) {
+        const rows = this.takeHanded(this.handed);
         if (this.auditDue) {
           this.auditDue = false;
-          rows.push(...this.handedAudit.splice(0, BATCH));
+          rows.push(...this.takeHanded(this.handedAudit));
           this.scheduleAudit();
         }
-        if (rows.length > 0) {
-          await this.relay(rows);
-          sent = true;
-        }
+        if (rows.length > 0) await this.relay(rows);
         if (this.claimDue) {
           this.claimDue = false;
           const claimed = await this.db.query<RelayedRow[]>(this.statements.claim, [
@@ -209,15 +248,13 @@ export class OutboxRelay {
             CLAIM_SECONDS,
           ]);
           if (claimed.length === BATCH) this.claimDue = true;
-          if (claimed.length > 0) {
-            await this.relay(claimed);
-            sent = true;
-          }
+          if (claimed.length > 0) await this.relay(claimed);
         }
-        if (!sent && !this.claimDue) return;
       }
+      return true;
     } catch (error) {
       this.logger.warn({ msg: 'outbox relay paused', service: this.service, error: String(error) });
+      return false;
     }
   }
 

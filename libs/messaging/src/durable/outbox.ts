@@ -162,13 +162,14 @@ export interface StoredOutboxRow {
  * An INSERT of outbox rows into `service`'s outbox, for a WITH clause or a statement of its
  * own, reading the rows from the JSON in parameter `$<parameter>` ({@link outboxRowsJson}).
  * A change and its events then take one statement, atomic without a transaction around it.
- * A leased row is claimed by its writer's relay from the start (`make_interval` of a null
- * lease is null: not claimed).
+ * A leased row is claimed by its writer's relay from the start, counted from the insert
+ * (`clock_timestamp()`; `now()` is the transaction's start), and `make_interval` of a null
+ * lease is null: not claimed.
  */
 export function outboxInsert(service: ServiceName, parameter: number): string {
   return preparedStatement(`INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent, claimed_until)
      SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent,
-            now() + make_interval(secs => r.lease)
+            clock_timestamp() + make_interval(secs => r.lease)
        FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
          id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
          traceparent varchar, lease integer)`);
@@ -309,15 +310,33 @@ export function onOutboxWritten(
  */
 export function outboxWritten(db: DataSource, rows?: readonly StoredOutboxRow[]): void {
   const byService = relays.get(db);
-  if (!byService) return;
   if (rows === undefined) {
-    for (const listener of byService.values()) listener();
+    for (const listener of byService?.values() ?? []) listener();
     return;
   }
-  for (const [service, listener] of byService) {
+  for (const service of new Set(rows.map((row) => row.service))) {
     const own = rows.filter((row) => row.service === service);
-    if (own.length > 0) listener(own);
+    const listener = byService?.get(service);
+    if (listener) listener(own);
+    else freeLeasedRows(db, service, own);
   }
+}
+
+/**
+ * Frees rows leased to a relay that can no longer send them (it stopped, or has no room), so
+ * that any relay claims them at its next poll rather than once the lease has run out. Should
+ * this fail, they wait for the lease.
+ */
+export function freeLeasedRows(
+  db: DataSource,
+  service: ServiceName,
+  rows: readonly StoredOutboxRow[],
+): void {
+  const ids = rows.filter((row) => row.lease !== null).map((row) => row.id);
+  if (ids.length === 0) return;
+  void db
+    .query(`UPDATE "${service}".outbox SET claimed_until = NULL WHERE id = ANY($1)`, [ids])
+    .catch(() => undefined);
 }
 
 async function write(tx: EntityManager, service: ServiceName, rows: OutboxRow[]): Promise<void> {
