@@ -30,6 +30,21 @@ import { printSummary, summarise } from './profile-summary.mjs';
 
 const HERE = import.meta.dirname;
 
+const USAGE = `npm run bench:flow -- [options]
+  --shape split|postgres-nats|baseline  what to start (default split)
+  -c, --concurrency N     clients placing orders one after another (16)
+  -d, --duration S        measured seconds (20); --warmup S before it (5)
+  --runs N                rounds, each on a fresh deployment (1)
+  --users N               customers signed up and used in turn (64)
+  --sample-every N        follow one order in N until its invoice appears (10)
+  --reads                 read invoices instead of placing orders; figures per read
+  --cpu-prof              profile each app and summarise the measured window
+  --count-queries         count each app's SQL statements per order
+  --nats-tls, --no-nats-tls   TLS to NATS (default: on in the split shape only)
+  --json FILE             write the results as JSON
+  --keep DIR              keep logs and profiles in DIR
+`;
+
 function parseArgs(argv) {
   const env = process.env;
   const options = {
@@ -95,6 +110,11 @@ function parseArgs(argv) {
         break;
       case '--reads':
         options.reads = true;
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
         break;
       case '--keep':
         options.keepDir = resolve(value());
