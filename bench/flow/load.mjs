@@ -57,6 +57,11 @@ async function catalogueSkus(http) {
   return products.body.map((product) => product.sku);
 }
 
+/** p50, p90 and p99 of sorted values. */
+function percentiles(sorted) {
+  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99) };
+}
+
 /**
  * Lets `clients` (started with `state.phase` at 'warmup') run through the warm-up and the
  * measured phase, calling `onMeasureStart` / `onMeasureEnd` at its edges, then waits for them
@@ -162,16 +167,14 @@ export async function runOrderLoad(http, options) {
     orders: measured.orders,
     ordersPerSecond: measured.orders / (elapsedMs / 1000),
     requests: posts.length,
-    post: { p50: quantile(posts, 0.5), p90: quantile(posts, 0.9), p99: quantile(posts, 0.99) },
+    post: percentiles(posts),
     invoiceLag: {
       samples: lags.length,
-      p50: quantile(lags, 0.5),
-      p90: quantile(lags, 0.9),
-      p99: quantile(lags, 0.99),
+      ...percentiles(lags),
       max: lags.at(-1) ?? NaN,
     },
     invoicePolls: measured.invoicePolls,
-    poll: { p50: quantile(polls, 0.5), p90: quantile(polls, 0.9), p99: quantile(polls, 0.99) },
+    poll: percentiles(polls),
     invoiceMissing: measured.invoiceMissing,
     invoiceErrors: measured.invoiceErrors,
     statuses: measured.statuses,
@@ -234,11 +237,7 @@ export async function runReadLoad(http, options) {
     orders: measured.reads,
     ordersPerSecond: measured.reads / (elapsedMs / 1000),
     requests: latencies.length,
-    post: {
-      p50: quantile(latencies, 0.5),
-      p90: quantile(latencies, 0.9),
-      p99: quantile(latencies, 0.99),
-    },
+    post: percentiles(latencies),
     invoiceLag: { samples: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN },
     invoicePolls: 0,
     poll: { p50: NaN, p90: NaN, p99: NaN },

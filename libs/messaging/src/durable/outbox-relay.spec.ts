@@ -380,6 +380,9 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     });
     const rowsLeft = async (): Promise<number> =>
       (await db.query<Array<{ n: number }>>('SELECT count(*)::int AS n FROM orders.outbox'))[0].n;
+    /** A relay of orders' outbox sending to `stream` (started by the test). */
+    const relayOver = (stream: EventStream): OutboxRelay =>
+      new OutboxRelay('orders', db, fixture.codec().codec, () => Promise.resolve(stream));
     const until = async (condition: () => boolean | Promise<boolean>): Promise<void> => {
       const deadline = Date.now() + 5_000;
       while (!(await condition())) {
@@ -403,9 +406,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         );
         return publish(type, id, data);
       };
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       relay.start();
       try {
         const sink = new OutboxAuditSink('orders', db, new Outbox('orders'));
@@ -434,9 +435,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     it('leaves a row the stream refused to be claimed again after a short wait', async () => {
       const stream = new CapturingStream();
       stream.down = true;
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       relay.start();
       const written = order();
       try {
@@ -466,9 +465,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
 
     it('sends nothing of a transaction that rolled back, and the next one at once', async () => {
       const stream = new CapturingStream();
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       relay.start();
       const kept = order();
       try {
@@ -505,9 +502,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         await released;
         return publish(type, id, data);
       };
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       relay.start();
       await db.transaction((tx) => new Outbox('orders').enqueue(tx, 'orders.created', order()));
       await until(() => asked === 1);
@@ -518,16 +513,14 @@ describe(`${OutboxRelay.name} on a real database`, () => {
 
       expect(stream.published).toHaveLength(1);
       const left = await db.query<Array<{ free: boolean }>>(
-        'SELECT claimed_until <= now() AS free FROM orders.outbox',
+        'SELECT (claimed_until IS NULL OR claimed_until <= now()) AS free FROM orders.outbox',
       );
       expect(left).toEqual([{ free: true }]);
     });
 
     it('leaves what it has no room for to the table, where it is claimed at once', async () => {
       const stream = new CapturingStream();
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       relay.start();
       const outbox = new Outbox('orders');
       try {
@@ -575,9 +568,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
         return publish(type, id, data);
       };
-      const relay = new OutboxRelay('orders', db, fixture.codec().codec, () =>
-        Promise.resolve(stream),
-      );
+      const relay = relayOver(stream);
       const outbox = new Outbox('orders');
       const audited = record(1);
       // Written as if by a process with no relay: free for any relay to claim.

@@ -13,7 +13,7 @@ import {
   type StoredOutboxRow,
   auditBatches,
   auditRecordsOf,
-  freeLeasedRows,
+  freeOutboxRows,
   onOutboxWritten,
 } from './outbox';
 
@@ -141,16 +141,20 @@ export class OutboxRelay {
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.deleting;
     // Rows handed over and not sent yet: free them for any relay now, not when leases end.
-    const unsent = [...this.handed.splice(0), ...this.handedAudit.splice(0)].map((row) => row.id);
-    if (unsent.length > 0) {
-      await this.db.query(this.statements.failed, [unsent, 0]).catch((error: unknown) => {
-        this.logger.warn({
-          msg: 'outbox rows left leased',
-          service: this.service,
-          error: String(error),
-        });
+    await this.free([...this.handed.splice(0), ...this.handedAudit.splice(0)]);
+  }
+
+  /** Frees rows this relay holds but will not send; should that fail, they wait for the lease. */
+  private async free(rows: ReadonlyArray<{ id: string }>): Promise<void> {
+    if (rows.length === 0) return;
+    const ids = rows.map((row) => row.id);
+    await freeOutboxRows(this.db, this.service, ids).catch((error: unknown) => {
+      this.logger.warn({
+        msg: 'outbox rows left leased',
+        service: this.service,
+        error: String(error),
       });
-    }
+    });
   }
 
   /** Looks in the table for rows to claim, without waiting for the poll. */
@@ -168,7 +172,7 @@ export class OutboxRelay {
     const leased = rows.filter((row) => row.lease !== null);
     if (leased.length < rows.length) this.claimDue = true;
     if (this.stopped || this.handed.length + this.handedAudit.length + leased.length > HANDED_MAX) {
-      freeLeasedRows(this.db, this.service, leased);
+      void this.free(leased);
       this.claimDue = true;
     } else {
       const now = Date.now();

@@ -317,26 +317,23 @@ export function outboxWritten(db: DataSource, rows?: readonly StoredOutboxRow[])
   for (const service of new Set(rows.map((row) => row.service))) {
     const own = rows.filter((row) => row.service === service);
     const listener = byService?.get(service);
+    const leased = own.filter((row) => row.lease !== null).map((row) => row.id);
     if (listener) listener(own);
-    else freeLeasedRows(db, service, own);
+    else if (leased.length > 0) void freeOutboxRows(db, service, leased).catch(() => undefined);
   }
 }
 
 /**
- * Frees rows leased to a relay that can no longer send them (it stopped, or has no room), so
- * that any relay claims them at its next poll rather than once the lease has run out. Should
- * this fail, they wait for the lease.
+ * Frees rows leased to a relay that will not send them (it stopped, or has no room), so that
+ * any relay claims them at its next poll rather than once the lease has run out. Should this
+ * fail, they wait for the lease.
  */
-export function freeLeasedRows(
+export async function freeOutboxRows(
   db: DataSource,
   service: ServiceName,
-  rows: readonly StoredOutboxRow[],
-): void {
-  const ids = rows.filter((row) => row.lease !== null).map((row) => row.id);
-  if (ids.length === 0) return;
-  void db
-    .query(`UPDATE "${service}".outbox SET claimed_until = NULL WHERE id = ANY($1)`, [ids])
-    .catch(() => undefined);
+  ids: readonly string[],
+): Promise<void> {
+  await db.query(`UPDATE "${service}".outbox SET claimed_until = NULL WHERE id = ANY($1)`, [ids]);
 }
 
 async function write(tx: EntityManager, service: ServiceName, rows: OutboxRow[]): Promise<void> {
