@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+
+import { EVENTS_STREAM } from '@portcullis/contracts';
+import { JetStreamEventStream, encodeFrame } from '@portcullis/messaging';
+
 import { Api } from '../support/api';
 import { ServiceImpersonator } from '../support/bus';
 import { Deployment, type ShapeName } from '../support/deployment';
@@ -139,6 +145,86 @@ describe('failures and hostile messages, split shape', () => {
     }
   });
 
+  describe('a frame of events', () => {
+    const actor = () => ({ id: ada.id, roles: ['customer'] });
+    const newOrder = () => ({
+      orderId: randomUUID(),
+      customerId: ada.id,
+      totalCents: 1_250,
+      currency: 'EUR',
+    });
+
+    it('has each of its events checked on its own: the valid one applied once, a forged one and a repeat refused', async () => {
+      const valid = newOrder();
+      const forgedOrder = newOrder();
+      const wire = bus.seal('orders', 'orders.created', valid, { actor: actor() });
+      const forged = bus.seal('orders', 'orders.created', forgedOrder, { actor: actor() });
+      forged[forged.length - 3] ^= 0x01;
+      const forgeries = refusals('bad_signature');
+      const replays = refusals('replayed');
+
+      await bus.publishFrame('orders.created', encodeFrame([wire, forged, wire]), '3');
+
+      await refusedAgain('bad_signature', forgeries);
+      await refusedAgain('replayed', replays);
+      expect(await invoicesOf(valid.orderId)).toHaveLength(1);
+      expect(await invoicesOf(forgedOrder.orderId)).toEqual([]);
+    });
+
+    it('is refused whole, and recorded, when its header and its body disagree', async () => {
+      const orders = [newOrder(), newOrder()];
+      const wires = orders.map((order) =>
+        bus.seal('orders', 'orders.created', order, { actor: actor() }),
+      );
+      const malformed = refusals('malformed');
+
+      await bus.publishFrame('orders.created', encodeFrame(wires), '3');
+      await refusedAgain('malformed', malformed);
+      // Sent again as a well-formed frame, the same events are applied: nothing was spent.
+      await bus.publishFrame('orders.created', encodeFrame(wires), '2');
+      for (const order of orders) {
+        await api.eventually(async () =>
+          (await invoicesOf(order.orderId)).length === 1 ? true : undefined,
+        );
+      }
+    });
+
+    it('is delivered again with only the events that asked for another try', async () => {
+      const connection = await connect({ ...deployment.natsOptions(), name: 'e2e-frames' });
+      const stream = new JetStreamEventStream(connection);
+      const type = `e2e.frames.${randomUUID().slice(0, 8)}`;
+      const seen: string[] = [];
+      try {
+        await Promise.all(
+          ['a', 'b', 'c'].map((text) => stream.publish(type, randomUUID(), Buffer.from(text))),
+        );
+        const manager = await jetstreamManager(connection);
+        const info = await manager.streams.info(EVENTS_STREAM, { subjects_filter: `evt.${type}` });
+        // Published in one turn: one stream message.
+        expect(info.state.subjects).toEqual({ [`evt.${type}`]: 1 });
+
+        await stream.consume(
+          type,
+          `e2e-frames-${randomUUID().slice(0, 8)}`,
+          ({ data, attempt }) => {
+            const text = Buffer.from(data).toString();
+            seen.push(`${text}@${attempt}`);
+            return Promise.resolve(text === 'b' && attempt === 1 ? 'retry' : 'done');
+          },
+          'shared',
+          64,
+        );
+        await api.eventually(() => Promise.resolve(seen.length >= 4 ? true : undefined));
+        // Acknowledged after the second delivery: nothing comes a third time.
+        await new Promise((resolve) => setTimeout(resolve, 6_000));
+      } finally {
+        await stream.close();
+        await connection.close();
+      }
+      expect(seen.sort()).toEqual(['a@1', 'b@1', 'b@2', 'c@1']);
+    });
+  });
+
   describe('a captured event', () => {
     it('has no effect when replayed, again after a restart, and each replay is recorded', async () => {
       const orderId = randomUUID();
@@ -185,6 +271,8 @@ describe('failures and hostile messages, split shape', () => {
       if (!wire) throw new Error('no orders.created event was sealed in a batch');
       const [, , proof] = wire.toString('latin1').split('.');
       expect(proof).toMatch(PROOF);
+      // Sealed together, they were sent together: several events in one stream message.
+      expect(await bus.framesAmongRecent('orders.created')).toBeGreaterThan(0);
 
       const replays = refusals('replayed');
       await bus.publishWire('orders.created', wire);

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 
 import { type NatsConnection, type Subscription, connect } from '@nats-io/transport-node';
 
+import { FRAME_HEADER } from '@portcullis/messaging';
+
 import { Api } from '../support/api';
-import { ServiceImpersonator } from '../support/bus';
+import { ServiceImpersonator, eventsIn } from '../support/bus';
 import { Deployment } from '../support/deployment';
 import { securityEvents } from '../support/tokens';
 
@@ -35,8 +37,9 @@ describe('service signing-key rotation, split shape', () => {
     nats = await connect({ ...deployment.natsOptions(), name: 'portcullis-e2e-watch' });
     watch = nats.subscribe('evt.orders.created', {
       callback: (_error, message) => {
-        const wire = Buffer.from(message.data);
-        kidsSeen.push(wire.toString('latin1', 0, wire.indexOf('.')));
+        for (const wire of eventsIn(message.data, message.headers?.get(FRAME_HEADER))) {
+          kidsSeen.push(wire.toString('latin1', 0, wire.indexOf('.')));
+        }
       },
     });
   }, 150_000);

@@ -1,13 +1,13 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
 
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { type NatsConnection, connect } from '@nats-io/transport-node';
+import { type NatsConnection, connect, headers } from '@nats-io/transport-node';
 
 import type { SecurityEvent, SecurityEvents } from '@portcullis/audit';
 import { EVENTS_STREAM } from '@portcullis/contracts';
 import type { Actor, ServiceName } from '@portcullis/core';
 import { SecretFiles } from '@portcullis/crypto';
-import { EnvelopeCodec, KeyRing } from '@portcullis/messaging';
+import { EnvelopeCodec, FRAME_HEADER, KeyRing, readFrame } from '@portcullis/messaging';
 
 import type { Deployment } from './deployment';
 
@@ -81,7 +81,7 @@ export class ServiceImpersonator {
       await jetstreamManager(this.nats)
     ).streams.getMessage(EVENTS_STREAM, { last_by_subj: `evt.${type}` });
     if (!stored) throw new Error(`no ${type} event in the stream`);
-    return Buffer.from(stored.data);
+    return eventsOf(stored).at(-1)!;
   }
 
   /** The `type` events among the stream's latest `span` messages, newest first. */
@@ -91,9 +91,34 @@ export class ServiceImpersonator {
     const wires: Buffer[] = [];
     for (let seq = last; seq > 0 && seq > last - span; seq -= 1) {
       const stored = await manager.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
-      if (stored?.subject === `evt.${type}`) wires.push(Buffer.from(stored.data));
+      if (stored?.subject === `evt.${type}`) wires.push(...eventsOf(stored).reverse());
     }
     return wires;
+  }
+
+  /** How many of the stream's latest `span` messages of `type` are frames of several events. */
+  async framesAmongRecent(type: string, span = 400): Promise<number> {
+    const manager = await jetstreamManager(this.nats);
+    const last = (await manager.streams.info(EVENTS_STREAM)).state.last_seq;
+    let frames = 0;
+    for (let seq = last; seq > 0 && seq > last - span; seq -= 1) {
+      const stored = await manager.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
+      if (stored?.subject === `evt.${type}` && eventsOf(stored).length > 1) frames += 1;
+    }
+    return frames;
+  }
+
+  /**
+   * Puts a frame of events on the stream as a relay would (one message, the frame header
+   * giving their number), or exact bytes under any header value given.
+   */
+  async publishFrame(type: string, body: Uint8Array, declared: string): Promise<void> {
+    const frame = headers();
+    frame.set(FRAME_HEADER, declared);
+    await jetstream(this.nats).publish(`evt.${type}`, body, {
+      msgID: randomUUID(),
+      headers: frame,
+    });
   }
 
   /** Sends a request signed by `sender`; resolves once any answer (or none) came back. */
@@ -109,4 +134,17 @@ export class ServiceImpersonator {
   async close(): Promise<void> {
     await this.nats.close();
   }
+}
+
+/**
+ * The events one stream message carries, given its body and its frame header (if any): those
+ * of a frame, or the message itself.
+ */
+export function eventsIn(data: Uint8Array, declared: string | undefined): Buffer[] {
+  const events = declared ? readFrame(data, declared) : undefined;
+  return (events ?? [data]).map((event) => Buffer.from(event));
+}
+
+function eventsOf(stored: { data: Uint8Array; header?: { get(name: string): string } }): Buffer[] {
+  return eventsIn(stored.data, stored.header?.get(FRAME_HEADER));
 }

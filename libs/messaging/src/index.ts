@@ -11,6 +11,8 @@ export * from './signature-verifier';
 export * from './signature-verifier-pool';
 export * from './trace-context';
 export * from './transports';
+export * from './durable/event-frames';
+export { JetStreamEventStream } from './durable/jetstream-event-stream';
 export * from './durable/event-stream';
 export * from './durable/inbox';
 export * from './durable/inbox-record.entity';

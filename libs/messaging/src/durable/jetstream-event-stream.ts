@@ -11,7 +11,7 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { type NatsConnection, headers } from '@nats-io/transport-node';
 
 import {
   DEAD_LETTER_STREAM,
@@ -22,11 +22,13 @@ import {
 
 import {
   DURABLE_EVENT_TTL_MS,
+  type DeliveryOutcome,
   type EventConsumer,
   type EventStream,
   MAX_DELIVERIES,
   REDELIVERY_BACKOFF_MS,
 } from './event-stream';
+import { FRAME_HEADER, encodeFrame, frameMessageId, frameRuns, readFrame } from './event-frames';
 
 export { DEAD_LETTER_STREAM, EVENTS_STREAM };
 
@@ -35,16 +37,38 @@ const backoffAfter = (attempt: number): number =>
   REDELIVERY_BACKOFF_MS[attempt - 1] ?? REDELIVERY_BACKOFF_MS[REDELIVERY_BACKOFF_MS.length - 1];
 
 /**
+ * Stream messages of one consumer that came back for another delivery after some of their
+ * events were settled, remembered at most (oldest forgotten first).
+ */
+const PARTLY_SETTLED_MAX = 1_024;
+
+/** An event waiting to be published, and its caller. */
+interface Queued {
+  readonly id: string;
+  readonly data: Uint8Array;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
  * Durable events on NATS JetStream: published with the message id as `Nats-Msg-Id` (the
  * stream drops a repeat inside its duplicate window), consumed by durable pull consumers
  * with explicit acks and bounded, growing redelivery; exhausted events go to a dead-letter
  * stream.
+ *
+ * Events of one type published in the same turn of the event loop (what a relay sends
+ * together) leave as one stream message, a frame (`event-frames.ts`); each still resolves or
+ * fails with it. A consumer opens a frame's events one by one, each with its own outcome: the
+ * frame is acknowledged once none asks for another try, else delivered again, and then only
+ * the events not settled before go to the consumer (when the same process gets it back).
  */
 export class JetStreamEventStream implements EventStream {
   private readonly logger = new Logger(JetStreamEventStream.name);
   private readonly js: JetStreamClient;
   private ready?: Promise<JetStreamManager>;
   private readonly stops: Array<() => void> = [];
+  private readonly queued = new Map<string, Queued[]>();
+  private flushing = false;
 
   constructor(private readonly connection: NatsConnection) {
     this.js = jetstream(connection);
@@ -52,7 +76,46 @@ export class JetStreamEventStream implements EventStream {
 
   async publish(type: string, messageId: string, data: Uint8Array): Promise<void> {
     await this.streams();
-    await this.js.publish(eventSubject(type), data, { msgID: messageId, timeout: 5000 });
+    return new Promise((resolve, reject) => {
+      const queue = this.queued.get(type);
+      const event = { id: messageId, data, resolve, reject };
+      if (queue) queue.push(event);
+      else this.queued.set(type, [event]);
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Sends what was published in the last turn: runs of one type as frames, in order. */
+  private flush(): void {
+    this.flushing = false;
+    const queued = [...this.queued];
+    this.queued.clear();
+    for (const [type, events] of queued) {
+      for (const run of frameRuns(events)) void this.send(type, run);
+    }
+  }
+
+  private async send(type: string, run: readonly Queued[]): Promise<void> {
+    try {
+      if (run.length === 1) {
+        await this.js.publish(eventSubject(type), run[0].data, { msgID: run[0].id, timeout: 5000 });
+      } else {
+        const frame = headers();
+        frame.set(FRAME_HEADER, String(run.length));
+        await this.js.publish(eventSubject(type), encodeFrame(run.map((event) => event.data)), {
+          msgID: frameMessageId(run.map((event) => event.id)),
+          headers: frame,
+          timeout: 5000,
+        });
+      }
+    } catch (error) {
+      for (const event of run) event.reject(error);
+      return;
+    }
+    for (const event of run) event.resolve();
   }
 
   async consume(
@@ -84,27 +147,35 @@ export class JetStreamEventStream implements EventStream {
           },
     );
     const source = await this.js.consumers.get(EVENTS_STREAM, name);
-    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart. Half
-    // as many buffered as are handled at once: those in hand and those buffered stay under the
-    // server's default limit of 1,000 unacknowledged, and none waits long enough in the buffer
-    // for its acknowledgement time to run out.
+    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart. A
+    // sixteenth as many messages buffered as events are handled at once: those in hand and
+    // those buffered stay under the server's default limit of 1,000 unacknowledged, and even
+    // full frames do not wait in the buffer until their acknowledgement time runs out.
     const messages = await source.consume({
-      max_messages: Math.max(64, Math.floor(concurrency / 2)),
+      max_messages: Math.max(16, Math.floor(concurrency / 16)),
       expires: 5_000,
       idle_heartbeat: 2_000,
     });
     this.stops.push(() => void messages.close());
+    const partlySettled = new PartlySettled();
     void (async () => {
       const inFlight = new Set<Promise<void>>();
+      let events = 0;
       for await (const message of messages) {
-        const handled = settle(message, consumer);
+        const carried = eventsOf(message);
+        const handled = settle(message, carried, consumer, partlySettled);
         if (concurrency <= 1) {
           await handled;
           continue;
         }
+        // Concurrency counts events, whatever number of messages carried them.
+        events += carried.length;
         inFlight.add(handled);
-        void handled.finally(() => inFlight.delete(handled));
-        if (inFlight.size >= concurrency) await Promise.race(inFlight);
+        void handled.finally(() => {
+          inFlight.delete(handled);
+          events -= carried.length;
+        });
+        while (events >= concurrency && inFlight.size > 0) await Promise.race(inFlight);
       }
     })().catch((error: unknown) => {
       this.logger.error({ msg: 'event consumer stopped', type, error: String(error) });
@@ -149,19 +220,79 @@ export class JetStreamEventStream implements EventStream {
   }
 }
 
-/** Hands one delivery to the consumer, then acknowledges, redelivers or ends it. */
-async function settle(message: JsMsg, consumer: EventConsumer): Promise<void> {
+/**
+ * The events a stream message carries: those of its frame, or the message itself. A malformed
+ * frame is handed on as one empty event, which no consumer can open: it is refused (and
+ * recorded) as malformed, and none of the bytes around it is taken for an event.
+ */
+function eventsOf(message: JsMsg): readonly Uint8Array[] {
+  const declared = message.headers?.get(FRAME_HEADER);
+  if (!declared) return [message.data];
+  return readFrame(message.data, declared) ?? [new Uint8Array(0)];
+}
+
+/**
+ * Which events of a frame were settled (done or refused) in a delivery that ended in another
+ * try, by the frame's stream sequence: its next delivery to this process skips them. Bounded;
+ * a frame forgotten here has all its events delivered again, and the inbox drops the repeats.
+ */
+class PartlySettled {
+  private readonly settled = new Map<number, ReadonlySet<number>>();
+
+  take(sequence: number): ReadonlySet<number> | undefined {
+    const settled = this.settled.get(sequence);
+    this.settled.delete(sequence);
+    return settled;
+  }
+
+  keep(sequence: number, settled: ReadonlySet<number>): void {
+    if (settled.size === 0) return;
+    this.settled.set(sequence, settled);
+    if (this.settled.size > PARTLY_SETTLED_MAX) {
+      this.settled.delete(this.settled.keys().next().value as number);
+    }
+  }
+}
+
+/**
+ * Hands each event one stream message carries to the consumer (all at once), then
+ * acknowledges the message, delivers it again later (when one asked for another try and tries
+ * are left), or ends it. A single event the consumer refused ends its message; a frame is
+ * acknowledged once none of its events asks for another try, the refused ones having been
+ * dealt with by the consumer.
+ */
+async function settle(
+  message: JsMsg,
+  events: readonly Uint8Array[],
+  consumer: EventConsumer,
+  partlySettled: PartlySettled,
+): Promise<void> {
   const attempt = message.info.deliveryCount;
   const isLastAttempt = attempt >= MAX_DELIVERIES;
-  let outcome;
-  try {
-    outcome = await consumer({ data: message.data, attempt, isLastAttempt });
-  } catch {
-    outcome = 'retry' as const;
+  const settledBefore = attempt > 1 ? partlySettled.take(message.seq) : undefined;
+  const outcomes = await Promise.all(
+    events.map(async (data, i): Promise<DeliveryOutcome> => {
+      if (settledBefore?.has(i)) return 'done';
+      try {
+        return await consumer({ data, attempt, isLastAttempt });
+      } catch {
+        return 'retry';
+      }
+    }),
+  );
+  const retry = outcomes.includes('retry');
+  if (retry && !isLastAttempt) {
+    const settled = new Set<number>();
+    outcomes.forEach((outcome, i) => outcome !== 'retry' && settled.add(i));
+    partlySettled.keep(message.seq, settled);
+    message.nak(backoffAfter(attempt));
+  } else if (retry) {
+    message.term('retry');
+  } else if (events.length === 1 && outcomes[0] === 'reject') {
+    message.term('reject');
+  } else {
+    message.ack();
   }
-  if (outcome === 'retry' && !isLastAttempt) message.nak(backoffAfter(attempt));
-  else if (outcome === 'retry' || outcome === 'reject') message.term(outcome);
-  else message.ack();
 }
 
 /**
