@@ -180,6 +180,7 @@ describe('failures and hostile messages, split shape', () => {
 
       await bus.publishFrame('orders.created', encodeFrame(wires), '3');
       await refusedAgain('malformed', malformed);
+      for (const order of orders) expect(await invoicesOf(order.orderId)).toEqual([]);
       // Sent again as a well-formed frame, the same events are applied: nothing was spent.
       await bus.publishFrame('orders.created', encodeFrame(wires), '2');
       for (const order of orders) {
@@ -187,6 +188,34 @@ describe('failures and hostile messages, split shape', () => {
           (await invoicesOf(order.orderId)).length === 1 ? true : undefined,
         );
       }
+    });
+
+    it('with a header that cannot be read is refused, and the events after it are applied', async () => {
+      const after = newOrder();
+      const malformed = refusals('malformed');
+      const nats = await connect({ ...deployment.natsOptions(), name: 'e2e-raw-headers' });
+      try {
+        // A header block the client library cannot decode (a space in a header name), written
+        // as raw protocol: HPUB <subject> <header bytes> <total bytes>.
+        const block = 'NATS/1.0\r\nBad Key: 1\r\n\r\n';
+        const body = 'not an event';
+        const socket = (
+          nats as unknown as { protocol: { transport: { send(b: Uint8Array): void } } }
+        ).protocol.transport;
+        socket.send(
+          Buffer.from(
+            `HPUB evt.orders.created ${block.length} ${block.length + body.length}\r\n${block}${body}\r\n`,
+          ),
+        );
+        await nats.flush();
+      } finally {
+        await nats.close();
+      }
+      await refusedAgain('malformed', malformed);
+      await bus.publish('orders', 'orders.created', after, actor());
+      await api.eventually(async () =>
+        (await invoicesOf(after.orderId)).length === 1 ? true : undefined,
+      );
     });
 
     it('is delivered again with only the events that asked for another try', async () => {

@@ -146,5 +146,11 @@ export function eventsIn(data: Uint8Array, declared: string | undefined): Buffer
 }
 
 function eventsOf(stored: { data: Uint8Array; header?: { get(name: string): string } }): Buffer[] {
-  return eventsIn(stored.data, stored.header?.get(FRAME_HEADER));
+  let declared: string | undefined;
+  try {
+    declared = stored.header?.get(FRAME_HEADER);
+  } catch {
+    return []; // headers no client can read: a hostile message, no event of a service
+  }
+  return eventsIn(stored.data, declared);
 }

@@ -29,7 +29,8 @@ const AUDIT_CONCURRENCY = 32;
  * those in hand into a few transactions; their order does not matter and a redelivery changes
  * nothing. As many as the inbox applies at once (`INBOX_CAPACITY`): with fewer in hand, its
  * transactions stay small and a backlog forms once they slow down under load. Broadcast
- * events (revocations, key rotations) are applied one after another.
+ * events (revocations, key rotations) are applied one after another, also those that travel
+ * in one frame.
  */
 const SHARED_EVENT_CONCURRENCY = INBOX_CAPACITY;
 
@@ -170,7 +171,11 @@ export class SignedNatsServer extends ServerNats {
     type: string,
     delivery: EventDelivery,
   ): Promise<DeliveryOutcome> {
-    return RequestContext.run({ correlationId: acceptCorrelationId(undefined) }, async () => {
+    const context = {
+      correlationId: acceptCorrelationId(undefined),
+      redelivery: delivery.attempt > 1,
+    };
+    return RequestContext.run(context, async () => {
       let message;
       try {
         message = await this.durable.codec.openAsync(delivery.data, {

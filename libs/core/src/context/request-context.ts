@@ -20,6 +20,11 @@ export interface RequestContextState {
   clientIp?: string;
   /** The hosted service doing the work, once known (e.g. the service whose inbox applies it). */
   service?: string;
+  /**
+   * Set when the event stream delivers a message again (after a failure or a lost
+   * acknowledgement): an earlier delivery may have applied it already.
+   */
+  redelivery?: boolean;
 }
 
 const storage = new AsyncLocalStorage<RequestContextState>();

@@ -118,6 +118,28 @@ describe('the outbox and the inbox on a real database', () => {
     expect(events.recorded).toEqual(['replayed', 'replayed']);
   });
 
+  it('records no replay when the stream itself delivers an applied message again', async () => {
+    const inbox = new Inbox('billing', db, events);
+    const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e03';
+    const before = events.recorded.length;
+    let effects = 0;
+    const effect = (): Promise<void> => {
+      effects += 1;
+      return Promise.resolve();
+    };
+    const delivered = (redelivery: boolean): Promise<boolean> =>
+      RequestContext.run({ correlationId: 'c', redelivery }, () => inbox.once(message(id), effect));
+
+    expect(await delivered(false)).toBe(true);
+    // Delivered again by the stream (its frame retried, an acknowledgement lost): no replay.
+    expect(await delivered(true)).toBe(false);
+    expect(events.recorded.slice(before)).toEqual([]);
+    // The same message sent anew, as a captured one would be, is a replay.
+    expect(await delivered(false)).toBe(false);
+    expect(effects).toBe(1);
+    expect(events.recorded.slice(before)).toEqual(['replayed']);
+  });
+
   it('forgets a message whose effect failed, so its redelivery is applied', async () => {
     const inbox = new Inbox('billing', db, events);
     const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e02';

@@ -46,7 +46,7 @@ describe('event frames', () => {
       ['one event', encodeFrame([event('a'), event('b')]).subarray(0, 5), '1'],
       ['a count above the bound', body, String(MAX_FRAME_EVENTS + 1)],
       ['a length running past the end', body.subarray(0, body.length - 1), '3'],
-      ['a truncated length', Buffer.concat([body, Buffer.from([0, 0])]), '3'],
+      ['a truncated length', Buffer.concat([body, Buffer.from([0, 0])]), '4'],
       ['bytes left over', Buffer.concat([body, lengthOf(1), Buffer.from('x')]), '3'],
       ['an empty event', Buffer.concat([lengthOf(1), Buffer.from('x'), lengthOf(0)]), '2'],
       ['a huge length', Buffer.concat([lengthOf(0xffffffff), Buffer.from('x')]), '2'],
@@ -56,6 +56,14 @@ describe('event frames', () => {
     for (const [name, bytes, declared] of cases) {
       expect({ name, events: readFrame(bytes, declared) }).toEqual({ name, events: undefined });
     }
+  });
+
+  it(`keep to a lower byte bound where the server accepts less than ${MAX_FRAME_BYTES * 2} bytes`, () => {
+    const items = [0, 1, 2, 3, 4].map((n) => ({ n, data: Buffer.alloc(100_000) }));
+
+    // A server with max_payload at 256 KiB: frames of 128 KiB, one event each here.
+    expect(frameRuns(items, 128 * 1024).map((run) => run.length)).toEqual([1, 1, 1, 1, 1]);
+    expect(frameRuns(items).map((run) => run.length)).toEqual([5]);
   });
 
   it('are built from two events up to the bound, and never from one', () => {

@@ -15,9 +15,9 @@ export const FRAME_HEADER = 'Portcullis-Frame';
 export const MAX_FRAME_EVENTS = 256;
 
 /**
- * The most bytes of events one frame carries. NATS refuses a message above its `max_payload`
- * (1 MiB by default); half of that leaves room for an operator's lower setting and for the
- * headers. An event larger than this goes alone.
+ * The most bytes of events one frame carries: half of NATS's default `max_payload` (1 MiB),
+ * or less where the server accepts less (the stream takes half of the server's figure). An
+ * event larger than the bound goes alone.
  */
 export const MAX_FRAME_BYTES = 512 * 1024;
 
@@ -64,16 +64,19 @@ export function readFrame(body: Uint8Array, declared: string): Buffer[] | undefi
 
 /**
  * Splits events queued for one subject into what goes out together, in order: runs of at
- * most {@link MAX_FRAME_EVENTS} events and {@link MAX_FRAME_BYTES} bytes. A run of one is sent
- * as a plain message.
+ * most {@link MAX_FRAME_EVENTS} events and `maxBytes` bytes. A run of one is sent as a plain
+ * message.
  */
-export function frameRuns<T extends { readonly data: Uint8Array }>(queued: readonly T[]): T[][] {
+export function frameRuns<T extends { readonly data: Uint8Array }>(
+  queued: readonly T[],
+  maxBytes = MAX_FRAME_BYTES,
+): T[][] {
   const runs: T[][] = [];
   let run: T[] = [];
   let bytes = 0;
   for (const item of queued) {
     const size = LENGTH_BYTES + item.data.length;
-    if (run.length > 0 && (run.length === MAX_FRAME_EVENTS || bytes + size > MAX_FRAME_BYTES)) {
+    if (run.length > 0 && (run.length === MAX_FRAME_EVENTS || bytes + size > maxBytes)) {
       runs.push(run);
       run = [];
       bytes = 0;

@@ -53,7 +53,7 @@ interface Waiting {
 /**
  * Applies each message at most once: its id is recorded in the service's inbox in the same
  * transaction as its effect. A redelivery, or a captured message replayed a week later,
- * finds the id and changes nothing; it is recorded as a refused replay. A message applied is
+ * finds the id and changes nothing; a replay is recorded as refused. A message applied is
  * recorded as `message.handled` in the audit trail, in the transaction of its effect.
  *
  * Messages that arrive together are applied in one transaction (up to {@link MAX_BATCH}): one
@@ -192,7 +192,13 @@ export class Inbox {
     });
   }
 
+  /**
+   * Records a message found in the inbox as a refused replay. Not when the stream delivered it
+   * again (a frame retried for another of its events, an acknowledgement lost): that repeat is
+   * the stream's, not a sender's, and a replayed message was recorded at its first delivery.
+   */
   private refuseReplay(waiting: Waiting): void {
+    if (waiting.context?.redelivery) return;
     const { message } = waiting;
     within(waiting, () =>
       this.events.record({

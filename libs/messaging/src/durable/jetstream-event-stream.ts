@@ -28,13 +28,27 @@ import {
   MAX_DELIVERIES,
   REDELIVERY_BACKOFF_MS,
 } from './event-stream';
-import { FRAME_HEADER, encodeFrame, frameMessageId, frameRuns, readFrame } from './event-frames';
+import {
+  FRAME_HEADER,
+  MAX_FRAME_BYTES,
+  encodeFrame,
+  frameMessageId,
+  frameRuns,
+  readFrame,
+} from './event-frames';
 
 export { DEAD_LETTER_STREAM, EVENTS_STREAM };
 
 const nanos = (ms: number): number => ms * 1_000_000;
 const backoffAfter = (attempt: number): number =>
   REDELIVERY_BACKOFF_MS[attempt - 1] ?? REDELIVERY_BACKOFF_MS[REDELIVERY_BACKOFF_MS.length - 1];
+
+/**
+ * How often a message in hand is reported as still being worked on (ms). With `backoff` set,
+ * the server waits for an acknowledgement only as long as its first step (1 s), whatever
+ * `ack_wait` says, and would deliver a message again while its events are still being applied.
+ */
+const PROGRESS_EVERY_MS = REDELIVERY_BACKOFF_MS[0] / 2;
 
 /**
  * Stream messages of one consumer that came back for another delivery after some of their
@@ -94,8 +108,17 @@ export class JetStreamEventStream implements EventStream {
     const queued = [...this.queued];
     this.queued.clear();
     for (const [type, events] of queued) {
-      for (const run of frameRuns(events)) void this.send(type, run);
+      for (const run of frameRuns(events, this.maxFrameBytes())) void this.send(type, run);
     }
+  }
+
+  /**
+   * The bytes of events a frame may carry: {@link MAX_FRAME_BYTES}, or half of what the server
+   * accepts in one message if it was configured lower.
+   */
+  private maxFrameBytes(): number {
+    const limit = this.connection.info?.max_payload;
+    return limit ? Math.min(MAX_FRAME_BYTES, Math.floor(limit / 2)) : MAX_FRAME_BYTES;
   }
 
   private async send(type: string, run: readonly Queued[]): Promise<void> {
@@ -147,12 +170,12 @@ export class JetStreamEventStream implements EventStream {
           },
     );
     const source = await this.js.consumers.get(EVENTS_STREAM, name);
-    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart. A
-    // sixteenth as many messages buffered as events are handled at once: those in hand and
-    // those buffered stay under the server's default limit of 1,000 unacknowledged, and even
-    // full frames do not wait in the buffer until their acknowledgement time runs out.
+    // Short pulls and heartbeats, so a consumer resumes within seconds of a NATS restart. Few
+    // messages buffered: a message's acknowledgement time runs while it waits in the buffer,
+    // where nothing can report progress on it (see PROGRESS_EVERY_MS), and a frame carries up
+    // to MAX_FRAME_EVENTS events.
     const messages = await source.consume({
-      max_messages: Math.max(16, Math.floor(concurrency / 16)),
+      max_messages: 8,
       expires: 5_000,
       idle_heartbeat: 2_000,
     });
@@ -163,7 +186,7 @@ export class JetStreamEventStream implements EventStream {
       let events = 0;
       for await (const message of messages) {
         const carried = eventsOf(message);
-        const handled = settle(message, carried, consumer, partlySettled);
+        const handled = settle(message, carried, consumer, partlySettled, concurrency <= 1);
         if (concurrency <= 1) {
           await handled;
           continue;
@@ -226,7 +249,13 @@ export class JetStreamEventStream implements EventStream {
  * recorded) as malformed, and none of the bytes around it is taken for an event.
  */
 function eventsOf(message: JsMsg): readonly Uint8Array[] {
-  const declared = message.headers?.get(FRAME_HEADER);
+  let declared: string | undefined;
+  try {
+    // Headers are decoded when first read, and a malformed one throws.
+    declared = message.headers?.get(FRAME_HEADER);
+  } catch {
+    return [new Uint8Array(0)];
+  }
   if (!declared) return [message.data];
   return readFrame(message.data, declared) ?? [new Uint8Array(0)];
 }
@@ -255,31 +284,43 @@ class PartlySettled {
 }
 
 /**
- * Hands each event one stream message carries to the consumer (all at once), then
- * acknowledges the message, delivers it again later (when one asked for another try and tries
- * are left), or ends it. A single event the consumer refused ends its message; a frame is
- * acknowledged once none of its events asks for another try, the refused ones having been
- * dealt with by the consumer.
+ * Hands each event one stream message carries to the consumer (all at once, or one after
+ * another if `sequential`), then acknowledges the message, delivers it again later (when one
+ * asked for another try and tries are left), or ends it. A single event the consumer refused
+ * ends its message; a frame is acknowledged once none of its events asks for another try, the
+ * refused ones having been dealt with by the consumer. While its events are being applied, the
+ * message is reported as in progress, so the server does not deliver it again meanwhile.
  */
 async function settle(
   message: JsMsg,
   events: readonly Uint8Array[],
   consumer: EventConsumer,
   partlySettled: PartlySettled,
+  sequential: boolean,
 ): Promise<void> {
   const attempt = message.info.deliveryCount;
   const isLastAttempt = attempt >= MAX_DELIVERIES;
   const settledBefore = attempt > 1 ? partlySettled.take(message.seq) : undefined;
-  const outcomes = await Promise.all(
-    events.map(async (data, i): Promise<DeliveryOutcome> => {
-      if (settledBefore?.has(i)) return 'done';
-      try {
-        return await consumer({ data, attempt, isLastAttempt });
-      } catch {
-        return 'retry';
-      }
-    }),
-  );
+  const deliver = async (data: Uint8Array, i: number): Promise<DeliveryOutcome> => {
+    if (settledBefore?.has(i)) return 'done';
+    try {
+      return await consumer({ data, attempt, isLastAttempt });
+    } catch {
+      return 'retry';
+    }
+  };
+  const progress = setInterval(() => message.working(), PROGRESS_EVERY_MS);
+  let outcomes: DeliveryOutcome[];
+  try {
+    if (sequential) {
+      outcomes = [];
+      for (const [i, data] of events.entries()) outcomes.push(await deliver(data, i));
+    } else {
+      outcomes = await Promise.all(events.map(deliver));
+    }
+  } finally {
+    clearInterval(progress);
+  }
   const retry = outcomes.includes('retry');
   if (retry && !isLastAttempt) {
     const settled = new Set<number>();
