@@ -309,7 +309,7 @@ async function settle(
       return 'retry';
     }
   };
-  const progress = setInterval(() => message.working(), PROGRESS_EVERY_MS);
+  const progress = setInterval(() => answer(() => message.working()), PROGRESS_EVERY_MS);
   let outcomes: DeliveryOutcome[];
   try {
     if (sequential) {
@@ -326,13 +326,25 @@ async function settle(
     const settled = new Set<number>();
     outcomes.forEach((outcome, i) => outcome !== 'retry' && settled.add(i));
     partlySettled.keep(message.seq, settled);
-    message.nak(backoffAfter(attempt));
+    answer(() => message.nak(backoffAfter(attempt)));
   } else if (retry) {
-    message.term('retry');
+    answer(() => message.term('retry'));
   } else if (events.length === 1 && outcomes[0] === 'reject') {
-    message.term('reject');
+    answer(() => message.term('reject'));
   } else {
-    message.ack();
+    answer(() => message.ack());
+  }
+}
+
+/**
+ * Tells the server about a message. On a connection that has closed (the app is stopping)
+ * this throws; the message is then left unacknowledged, and the server delivers it again.
+ */
+function answer(tell: () => void): void {
+  try {
+    tell();
+  } catch {
+    // Delivered again once its acknowledgement time runs out; the inbox drops what was applied.
   }
 }
 
