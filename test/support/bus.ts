@@ -86,26 +86,26 @@ export class ServiceImpersonator {
 
   /** The `type` events among the stream's latest `span` messages, newest first. */
   async recent(type: string, span = 400): Promise<Buffer[]> {
-    const manager = await jetstreamManager(this.nats);
-    const last = (await manager.streams.info(EVENTS_STREAM)).state.last_seq;
     const wires: Buffer[] = [];
-    for (let seq = last; seq > 0 && seq > last - span; seq -= 1) {
-      const stored = await manager.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
-      if (stored?.subject === `evt.${type}`) wires.push(...eventsOf(stored).reverse());
-    }
+    for (const events of await this.recentMessages(type, span)) wires.push(...events.reverse());
     return wires;
   }
 
   /** How many of the stream's latest `span` messages of `type` are frames of several events. */
   async framesAmongRecent(type: string, span = 400): Promise<number> {
+    return (await this.recentMessages(type, span)).filter((events) => events.length > 1).length;
+  }
+
+  /** The events of each `type` message among the stream's latest `span`, newest first. */
+  private async recentMessages(type: string, span: number): Promise<Buffer[][]> {
     const manager = await jetstreamManager(this.nats);
     const last = (await manager.streams.info(EVENTS_STREAM)).state.last_seq;
-    let frames = 0;
+    const messages: Buffer[][] = [];
     for (let seq = last; seq > 0 && seq > last - span; seq -= 1) {
       const stored = await manager.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
-      if (stored?.subject === `evt.${type}` && eventsOf(stored).length > 1) frames += 1;
+      if (stored?.subject === `evt.${type}`) messages.push(eventsOf(stored));
     }
-    return frames;
+    return messages;
   }
 
   /**

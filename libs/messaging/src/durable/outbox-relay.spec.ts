@@ -383,6 +383,13 @@ describe(`${OutboxRelay.name} on a real database`, () => {
     /** A relay of orders' outbox sending to `stream` (started by the test). */
     const relayOver = (stream: EventStream): OutboxRelay =>
       new OutboxRelay('orders', db, fixture.codec().codec, () => Promise.resolve(stream));
+    /** The payload of an `orders.created` event the relay published, opened as a receiver would. */
+    const orderCreatedPayload = (data: Uint8Array): unknown =>
+      fixture.codec().codec.open(data, {
+        subject: 'orders.created',
+        kinds: ['event'],
+        redeliverable: true,
+      }).payload;
     const until = async (condition: () => boolean | Promise<boolean>): Promise<void> => {
       const deadline = Date.now() + 5_000;
       while (!(await condition())) {
@@ -455,12 +462,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
       } finally {
         await relay.stop();
       }
-      const opened = fixture.codec().codec.open(stream.published[0].data, {
-        subject: 'orders.created',
-        kinds: ['event'],
-        redeliverable: true,
-      });
-      expect(opened.payload).toEqual(written);
+      expect(orderCreatedPayload(stream.published[0].data)).toEqual(written);
     });
 
     it('sends nothing of a transaction that rolled back, and the next one at once', async () => {
@@ -482,12 +484,7 @@ describe(`${OutboxRelay.name} on a real database`, () => {
         await relay.stop();
       }
       expect(stream.published).toHaveLength(1);
-      const opened = fixture.codec().codec.open(stream.published[0].data, {
-        subject: 'orders.created',
-        kinds: ['event'],
-        redeliverable: true,
-      });
-      expect(opened.payload).toEqual(kept);
+      expect(orderCreatedPayload(stream.published[0].data)).toEqual(kept);
     });
 
     it('frees the rows it holds when it stops before sending them', async () => {
