@@ -79,6 +79,20 @@ export class SecurityEvents implements OnApplicationShutdown {
     return record;
   }
 
+  /**
+   * The record of a change that may not happen, for a statement that writes it only if the
+   * change takes place: built in the current context, but neither counted nor logged until
+   * it is passed to {@link announce}, once written.
+   */
+  draft(event: SecurityEvent): AuditRecord {
+    return this.build(event);
+  }
+
+  /** Counts and logs records from {@link draft} that were written. */
+  announce(records: readonly AuditRecord[]): void {
+    for (const record of records) this.log(record);
+  }
+
   /** Writes every pending record now. */
   async flush(): Promise<void> {
     clearTimeout(this.timer);

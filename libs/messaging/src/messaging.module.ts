@@ -178,8 +178,9 @@ export class MessagingModule {
         },
         {
           provide: Inbox,
-          inject: [getDataSourceToken(service), SecurityEvents],
-          useFactory: (db: DataSource, events: SecurityEvents) => new Inbox(service, db, events),
+          inject: [getDataSourceToken(service), SecurityEvents, OutboxAuditSink],
+          useFactory: (db: DataSource, events: SecurityEvents, audit: OutboxAuditSink) =>
+            new Inbox(service, db, events, audit),
         },
         {
           provide: OutboxRelay,

@@ -13,8 +13,8 @@ import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type { OrderCreatedEvent, VoidInvoiceRequest } from '@portcullis/contracts';
-import { type Actor, FieldEncryption, preparedStatement } from '@portcullis/core';
-import { type InboxBatchItem, Outbox } from '@portcullis/messaging';
+import { type Actor, FieldEncryption } from '@portcullis/core';
+import { type InboxStatementEffect, Outbox, OutboxAuditSink } from '@portcullis/messaging';
 import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Payment } from '../payments/payment.entity';
@@ -24,14 +24,35 @@ import type { InvoiceView, PayInvoiceDto } from './invoice.dto';
 
 const LIST_LIMIT = 100;
 
-const OPEN_INVOICES = preparedStatement(
-  `INSERT INTO billing.invoices (id, order_id, customer_id, amount_cents, currency, status)
-   SELECT i.id, i.order_id, i.customer_id, i.amount_cents, i.currency, 'open'
-     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::char(3)[])
-       AS i(id, order_id, customer_id, amount_cents, currency)
-   ON CONFLICT DO NOTHING
-   RETURNING id, order_id`,
-);
+/**
+ * New orders' invoices, opened in the inbox's statement for their events: an order's invoice
+ * is inserted only if its event is new to the inbox, and one the order has already (created
+ * void by a cancellation that came first) is kept. `effect` lists the events whose invoice was
+ * opened. Parameters from `$first`: the events' ids, then the invoices' columns.
+ */
+function openInvoicesClauses(first: number): string {
+  const [messages, ids, orders, customers, amounts, currencies] = [0, 1, 2, 3, 4, 5].map(
+    (n) => `$${first + n}`,
+  );
+  return `opened AS (
+       INSERT INTO billing.invoices (id, order_id, customer_id, amount_cents, currency, status)
+       SELECT i.id, i.order_id, i.customer_id, i.amount_cents, i.currency, 'open'
+         FROM unnest(${messages}::uuid[], ${ids}::uuid[], ${orders}::uuid[], ${customers}::uuid[],
+                     ${amounts}::bigint[], ${currencies}::char(3)[])
+           AS i(message_id, id, order_id, customer_id, amount_cents, currency)
+        WHERE i.message_id IN (SELECT message_id FROM recorded)
+       ON CONFLICT DO NOTHING
+       RETURNING id),
+     effect AS (
+       SELECT i.message_id FROM unnest(${messages}::uuid[], ${ids}::uuid[]) AS i(message_id, id)
+        WHERE i.id IN (SELECT id FROM opened))`;
+}
+
+/** An invoice to open for an order, under the id chosen for it. */
+export interface InvoiceOpening {
+  readonly invoiceId: string;
+  readonly order: OrderCreatedEvent;
+}
 
 /** An invoice row as {@link InvoicesService.list} reads it. */
 interface InvoiceRow {
@@ -54,32 +75,26 @@ export class InvoicesService {
     private readonly provider: PaymentProvider,
     private readonly events: SecurityEvents,
     private readonly fields: FieldEncryption,
+    @Inject(OutboxAuditSink) private readonly audit: OutboxAuditSink,
   ) {}
 
   /**
-   * Opens the invoices of new orders with one insert, inside the inbox transaction of their
-   * events; an order that has an invoice already (e.g. created void by a cancellation that
-   * came first) keeps it. Each invoice opened is recorded in the context of its own event.
+   * Opens the invoices of new orders, in the inbox's statement for their events (one insert
+   * for all of them), each recorded as `invoice.opened` in the context of its own event.
    */
-  async openFor(
-    tx: EntityManager,
-    orders: ReadonlyArray<InboxBatchItem<OrderCreatedEvent>>,
-  ): Promise<void> {
-    // One statement, written out: TypeORM's insert builder costs several times more per row.
-    const opened = await tx.query<Array<{ id: string; order_id: string }>>(OPEN_INVOICES, [
-      orders.map(() => randomUUID()),
-      orders.map(({ item }) => item.orderId),
-      orders.map(({ item }) => item.customerId),
-      orders.map(({ item }) => item.totalCents),
-      orders.map(({ item }) => item.currency),
-    ]);
-    const invoiceOf = new Map(opened.map((row) => [row.order_id, row.id]));
-    for (const { item: order, within } of orders) {
-      const invoiceId = invoiceOf.get(order.orderId);
-      if (!invoiceId) continue;
-      invoiceOf.delete(order.orderId);
-      await within(() =>
-        this.events.recordIn(tx, {
+  readonly opening: InboxStatementEffect<InvoiceOpening> = {
+    clauses: openInvoicesClauses,
+    parameters: (items) => [
+      items.map(({ messageId }) => messageId),
+      items.map(({ item }) => item.invoiceId),
+      items.map(({ item }) => item.order.orderId),
+      items.map(({ item }) => item.order.customerId),
+      items.map(({ item }) => item.order.totalCents),
+      items.map(({ item }) => item.order.currency),
+    ],
+    rowsOf: ({ invoiceId, order }) =>
+      this.audit.rowsOf([
+        this.events.draft({
           type: 'invoice.opened',
           outcome: 'allowed',
           service: 'billing',
@@ -87,9 +102,8 @@ export class InvoicesService {
           resourceId: invoiceId,
           details: { orderId: order.orderId, amountCents: order.totalCents },
         }),
-      );
-    }
-  }
+      ]),
+  };
 
   /** Voids an order's invoice unless it is paid; creates it void if it has not arrived yet. */
   async voidFor(request: VoidInvoiceRequest): Promise<'void' | 'paid'> {

@@ -1,5 +1,6 @@
 import { Controller, ForbiddenException, Inject } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { randomUUID } from 'node:crypto';
 
 import { SecurityEvents } from '@portcullis/audit';
 import type {
@@ -7,7 +8,7 @@ import type {
   VoidInvoiceReply,
   VoidInvoiceRequest,
 } from '@portcullis/contracts';
-import { Inbox, type InboxBatchEffect, type VerifiedMessage } from '@portcullis/messaging';
+import { Inbox, type VerifiedMessage } from '@portcullis/messaging';
 import { mayAccess } from '@portcullis/security';
 
 import { InvoicesService } from './invoices.service';
@@ -18,11 +19,6 @@ import { InvoicesService } from './invoices.service';
  */
 @Controller()
 export class OrderEventsHandler {
-  /** New orders' invoices, opened together for the events applied in one inbox transaction. */
-  private readonly opening: InboxBatchEffect<OrderCreatedEvent> = {
-    run: (tx, orders) => this.invoices.openFor(tx, orders),
-  };
-
   constructor(
     private readonly invoices: InvoicesService,
     private readonly events: SecurityEvents,
@@ -32,7 +28,8 @@ export class OrderEventsHandler {
   @EventPattern('orders.created')
   async onOrderCreated(@Payload() message: VerifiedMessage<OrderCreatedEvent>): Promise<void> {
     if (!this.actsFor(message, message.payload.customerId, false)) return;
-    await this.inbox.onceWith(message, this.opening, message.payload);
+    const opening = { invoiceId: randomUUID(), order: message.payload };
+    await this.inbox.onceIn(message, this.invoices.opening, opening);
   }
 
   @MessagePattern('billing.invoice.void')

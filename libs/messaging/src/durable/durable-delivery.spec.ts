@@ -2,7 +2,7 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
-import { SecurityEvents } from '@portcullis/audit';
+import { type AuditRecord, SecurityEvents } from '@portcullis/audit';
 import {
   RequestContext,
   buildDataSourceOptions,
@@ -15,17 +15,22 @@ import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { VerifiedMessage } from '../envelope';
 import { MAX_DELIVERIES } from './event-stream';
 import { InboxRecord } from './inbox-record.entity';
-import { Inbox, type InboxBatchEffect } from './inbox';
+import { Inbox, type InboxStatementEffect } from './inbox';
 import { InProcessEventStream } from './in-process-event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
-import { Outbox } from './outbox';
+import { OUTBOX_LEASE_SECONDS, Outbox, type StoredOutboxRow, onOutboxWritten } from './outbox';
+import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 
 class RecordingEvents extends SecurityEvents {
   readonly recorded: string[] = [];
+  readonly announced: AuditRecord[] = [];
   override record(event: { reason?: string }): void {
     this.recorded.push(event.reason ?? '');
+  }
+  override announce(records: readonly AuditRecord[]): void {
+    this.announced.push(...records);
   }
 }
 
@@ -81,6 +86,7 @@ describe('the outbox and the inbox on a real database', () => {
   let directory: string;
   let db: DataSource;
   let events: RecordingEvents;
+  let sink: OutboxAuditSink;
 
   beforeAll(async () => {
     directory = createTempDir('durable');
@@ -93,6 +99,7 @@ describe('the outbox and the inbox on a real database', () => {
       }),
     );
     events = new RecordingEvents();
+    sink = new OutboxAuditSink('billing', db, new Outbox('billing'));
   }, 60_000);
 
   afterAll(async () => {
@@ -102,7 +109,7 @@ describe('the outbox and the inbox on a real database', () => {
   });
 
   it('applies a message once, however often it arrives, and records each repeat', async () => {
-    const inbox = new Inbox('billing', db, events);
+    const inbox = new Inbox('billing', db, events, sink);
     const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e01';
     let effects = 0;
     const effect = (): Promise<void> => {
@@ -119,7 +126,7 @@ describe('the outbox and the inbox on a real database', () => {
   });
 
   it('records no replay when the stream itself delivers an applied message again', async () => {
-    const inbox = new Inbox('billing', db, events);
+    const inbox = new Inbox('billing', db, events, sink);
     const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e03';
     const before = events.recorded.length;
     let effects = 0;
@@ -141,7 +148,7 @@ describe('the outbox and the inbox on a real database', () => {
   });
 
   it('forgets a message whose effect failed, so its redelivery is applied', async () => {
-    const inbox = new Inbox('billing', db, events);
+    const inbox = new Inbox('billing', db, events, sink);
     const id = '3f5d1a0e-8c1b-4b7e-9a61-2f0b7c9d1e02';
 
     await expect(inbox.once(message(id), () => Promise.reject(new Error('boom')))).rejects.toThrow(
@@ -151,7 +158,7 @@ describe('the outbox and the inbox on a real database', () => {
   });
 
   it('applies messages that arrive together in one transaction, each in its own context', async () => {
-    const inbox = new Inbox('billing', db, events);
+    const inbox = new Inbox('billing', db, events, sink);
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     const seen: Array<{ id: string; correlationId?: string; transaction: unknown }> = [];
 
@@ -174,42 +181,8 @@ describe('the outbox and the inbox on a real database', () => {
     expect(events.recorded.slice(-1)).toEqual(['replayed']);
   });
 
-  it('gives a batch effect the items of all new messages at once, each with its context', async () => {
-    const inbox = new Inbox('billing', db, events);
-    const earlier = randomUUID();
-    await inbox.once(message(earlier), () => Promise.resolve());
-    const calls: Array<Array<{ item: number; correlationId?: string }>> = [];
-    const effect: InboxBatchEffect<number> = {
-      run: (_tx, items) => {
-        calls.push(
-          items.map(({ item, within }) => ({
-            item,
-            correlationId: within(() => RequestContext.correlationId()),
-          })),
-        );
-        return Promise.resolve();
-      },
-    };
-
-    const applied = await Promise.all(
-      [randomUUID(), earlier, randomUUID()].map((id, n) =>
-        RequestContext.run({ correlationId: `corr-${n}` }, () =>
-          inbox.onceWith(message(id), effect, n),
-        ),
-      ),
-    );
-
-    expect(applied).toEqual([true, false, true]);
-    expect(calls).toEqual([
-      [
-        { item: 0, correlationId: 'corr-0' },
-        { item: 2, correlationId: 'corr-2' },
-      ],
-    ]);
-  });
-
   it('applies the others of a batch when one effect fails, and fails only that one', async () => {
-    const inbox = new Inbox('billing', db, events);
+    const inbox = new Inbox('billing', db, events, sink);
     const [good, bad, other] = [randomUUID(), randomUUID(), randomUUID()];
     const applied: string[] = [];
     const apply = (id: string) => () => {
@@ -344,5 +317,197 @@ describe('the outbox and the inbox on a real database', () => {
         }),
       ),
     ).rejects.toThrow('billing may not publish orders.created');
+  });
+});
+
+describe('the inbox applying messages in one statement, on a real database', () => {
+  let directory: string;
+  let db: DataSource;
+  let events: RecordingEvents;
+  let inbox: Inbox;
+  const outbox = new Outbox('billing');
+
+  /**
+   * Marks a key as done: the effect takes place for a key not done before. Each message whose
+   * effect takes place also publishes an event and audits what it did.
+   */
+  const marking: InboxStatementEffect<string> = {
+    clauses: (first) => `done AS (
+         INSERT INTO billing.done_keys (key)
+         SELECT i.key FROM unnest($${first}::uuid[], $${first + 1}::varchar[]) AS i(message_id, key)
+          WHERE i.message_id IN (SELECT message_id FROM recorded)
+         ON CONFLICT DO NOTHING RETURNING key),
+       effect AS (
+         SELECT i.message_id
+           FROM unnest($${first}::uuid[], $${first + 1}::varchar[]) AS i(message_id, key)
+          WHERE i.key IN (SELECT key FROM done))`,
+    parameters: (items) => [items.map((i) => i.messageId), items.map((i) => i.item)],
+    rowsOf: (key) => [
+      outbox.row('billing.invoice.paid', {
+        invoiceId: randomUUID(),
+        orderId: randomUUID(),
+        customerId: randomUUID(),
+        paidAt: new Date().toISOString(),
+      }),
+      ...new OutboxAuditSink('billing', db, outbox).rowsOf([
+        events.draft({
+          type: 'invoice.opened',
+          outcome: 'allowed',
+          service: 'billing',
+          resourceType: 'invoice',
+          resourceId: key,
+        }),
+      ]),
+    ],
+  };
+
+  const apply = (id: string, key: string, correlationId = 'corr') =>
+    RequestContext.run({ correlationId }, () => inbox.onceIn(message(id), marking, key));
+
+  interface Row {
+    id: string;
+    type: string;
+    payload: { records?: AuditRecord[] };
+    correlation_id: string;
+    claimed_until: Date | null;
+  }
+  const outboxRows = (): Promise<Row[]> =>
+    db.query(
+      `SELECT id, type, payload, correlation_id, claimed_until FROM billing.outbox ORDER BY created_at`,
+    );
+
+  beforeAll(async () => {
+    directory = createTempDir('inbox-statement');
+    const config = loadConfig({ DATA_DIR: directory });
+    db = await openServiceDataSource(
+      buildDataSourceOptions(config, {
+        service: 'billing',
+        entities: [OutboxRecord, InboxRecord],
+        migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
+      }),
+    );
+    await db.query(`CREATE TABLE billing.done_keys (key varchar(8) PRIMARY KEY)`);
+    events = new RecordingEvents();
+    inbox = new Inbox('billing', db, events, new OutboxAuditSink('billing', db, outbox));
+  }, 60_000);
+
+  beforeEach(async () => {
+    await db.query('DELETE FROM billing.outbox');
+    events.recorded.splice(0);
+    events.announced.splice(0);
+  });
+
+  afterAll(async () => {
+    await db?.destroy();
+    await closeEmbeddedDatabases();
+    removeTempDir(directory);
+  });
+
+  it('records, applies and writes the rows of the new messages of a batch in one statement', async () => {
+    const [earlier, fresh, again] = [randomUUID(), randomUUID(), randomUUID()];
+    expect(await apply(earlier, 'k-1')).toBe(true);
+    await db.query('DELETE FROM billing.outbox');
+    events.announced.splice(0);
+    const queries = jest.spyOn(db, 'query');
+    const transactions = jest.spyOn(db, 'transaction');
+
+    const applied = await Promise.all([
+      apply(fresh, 'k-2', 'corr-fresh'),
+      apply(earlier, 'k-9'),
+      // New to the inbox, but its key is done: applied, without an effect.
+      apply(again, 'k-1', 'corr-again'),
+      apply(fresh, 'k-2'),
+    ]);
+    const statements = queries.mock.calls.length;
+    const opened = transactions.mock.calls.length;
+    queries.mockRestore();
+    transactions.mockRestore();
+
+    expect(applied).toEqual([true, false, true, false]);
+    expect(statements).toBe(1);
+    expect(opened).toBe(0);
+    expect(events.recorded).toEqual(['replayed', 'replayed']);
+    expect(await db.query(`SELECT key FROM billing.done_keys ORDER BY key`)).toEqual([
+      { key: 'k-1' },
+      { key: 'k-2' },
+    ]);
+
+    // The event of the one effect that took place, then every audit record in one row.
+    const rows = await outboxRows();
+    expect(rows.map((row) => row.type)).toEqual(['billing.invoice.paid', 'billing.audit.recorded']);
+    expect(rows[0].correlation_id).toBe('corr-fresh');
+    const records = rows[1].payload.records ?? [];
+    expect(records.map((r) => [r.type, r.correlationId, r.resource?.id])).toEqual([
+      ['invoice.opened', 'corr-fresh', 'k-2'],
+      ['message.handled', 'corr-fresh', undefined],
+      ['message.handled', 'corr-again', undefined],
+    ]);
+    expect(records.map((r) => r.details?.messageId)).toEqual([undefined, fresh, again]);
+    expect(rows[1].id).toBe(records[0].id);
+    expect(rows[1].correlation_id).toBe('corr-fresh');
+    // Written without a relay in this process: no lease, any relay claims them.
+    expect(rows.map((row) => row.claimed_until)).toEqual([null, null]);
+    expect(events.announced.map((r) => r.id)).toEqual(records.map((r) => r.id));
+  });
+
+  it('hands the rows it wrote to the relay, leased to it', async () => {
+    const handed: StoredOutboxRow[] = [];
+    const stop = onOutboxWritten(db, 'billing', (rows) => handed.push(...(rows ?? [])));
+    try {
+      expect(await apply(randomUUID(), 'k-3')).toBe(true);
+    } finally {
+      stop();
+    }
+
+    const rows = await outboxRows();
+    expect(handed.map(({ id, type, payload }) => ({ id, type, payload }))).toEqual(
+      rows.map(({ id, type, payload }) => ({ id, type, payload })),
+    );
+    expect(handed.map((row) => [row.service, row.lease])).toEqual([
+      ['billing', OUTBOX_LEASE_SECONDS],
+      ['billing', OUTBOX_LEASE_SECONDS],
+    ]);
+    expect(rows.every((row) => row.claimed_until !== null)).toBe(true);
+  });
+
+  it('applies the others when the statement fails for one, and fails only that one', async () => {
+    const [good, bad, other] = [randomUUID(), randomUUID(), randomUUID()];
+
+    const outcomes = await Promise.allSettled([
+      apply(good, 'k-4'),
+      apply(bad, 'too long a key'),
+      apply(other, 'k-5'),
+    ]);
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    expect(
+      await db
+        .getRepository(InboxRecord)
+        .findBy([{ messageId: good }, { messageId: bad }, { messageId: other }]),
+    ).toHaveLength(2);
+    // Nothing of the failed message was kept: delivered again, it is applied.
+    expect(events.announced.filter((r) => r.details?.messageId === bad)).toEqual([]);
+    expect(await apply(bad, 'k-6')).toBe(true);
+  });
+
+  it('applies messages of both kinds in one batch, each kind its own way', async () => {
+    const [viaStatement, viaTransaction] = [randomUUID(), randomUUID()];
+    let ran = 0;
+
+    const applied = await Promise.all([
+      apply(viaStatement, 'k-7'),
+      inbox.once(message(viaTransaction), () => {
+        ran += 1;
+        return Promise.resolve();
+      }),
+    ]);
+
+    expect(applied).toEqual([true, true]);
+    expect(ran).toBe(1);
+    expect(events.recorded).toEqual([]);
   });
 });

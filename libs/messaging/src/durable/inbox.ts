@@ -1,8 +1,9 @@
 import type { DataSource, EntityManager } from 'typeorm';
 
-import type { SecurityEvents } from '@portcullis/audit';
+import type { AuditRecord, SecurityEvents } from '@portcullis/audit';
 import { isAuditEventType } from '@portcullis/contracts';
 import {
+  type Actor,
   RequestContext,
   type RequestContextState,
   type ServiceName,
@@ -10,6 +11,8 @@ import {
 } from '@portcullis/core';
 
 import type { VerifiedMessage } from '../envelope';
+import type { OutboxAuditSink } from './outbox-audit-sink';
+import { type OutboxRow, auditBatches, outboxLease, outboxWritten } from './outbox';
 
 /**
  * Messages applied together in one transaction, at most, and transactions of batches running
@@ -24,22 +27,38 @@ const MAX_BATCHES_IN_FLIGHT = 8;
 export const INBOX_CAPACITY = MAX_BATCH * MAX_BATCHES_IN_FLIGHT;
 
 /**
- * The effect of several messages of one kind applied at once, e.g. one multi-row insert for
- * all of them. `run` is called with the items of the messages not applied before; each item's
- * `within` runs work in the context of its own message (for the audit records it makes).
+ * The effect of several messages of one kind as part of one SQL statement, which the inbox
+ * runs with its own parts: recording the messages, applying those not applied before and
+ * writing their outbox rows then take one statement, one round trip to the database, atomic
+ * without a transaction around it (a transaction takes five: BEGIN, the inbox, the effect,
+ * the outbox rows, COMMIT, and holds a connection all along).
  */
-export interface InboxBatchEffect<T> {
-  run(tx: EntityManager, items: ReadonlyArray<InboxBatchItem<T>>): Promise<void>;
+export interface InboxStatementEffect<T> {
+  /**
+   * WITH entries, comma-separated, that apply the items read from parameters `$first` on:
+   * only those whose message id is in `recorded(message_id)` (the messages new to the inbox),
+   * the last entry named `effect`, its column `message_id` holding the messages whose effect
+   * took place. A fixed text (it is prepared once per connection); asked for once.
+   */
+  clauses(first: number): string;
+  /** The values of those parameters, for `items`. */
+  parameters(items: ReadonlyArray<InboxStatementItem<T>>): unknown[];
+  /**
+   * The outbox rows (events, and audit records from `SecurityEvents.draft`) that an item's
+   * effect writes if it takes place. Called in the context of the item's message; audit
+   * records are counted and logged once they are written.
+   */
+  rowsOf(item: T): OutboxRow[];
 }
 
-export interface InboxBatchItem<T> {
+export interface InboxStatementItem<T> {
+  readonly messageId: string;
   readonly item: T;
-  readonly within: <R>(work: () => R) => R;
 }
 
 type Effect =
   | { readonly single: (tx: EntityManager) => Promise<void> }
-  | { readonly batch: InboxBatchEffect<unknown>; readonly item: unknown };
+  | { readonly statement: InboxStatementEffect<unknown>; readonly item: unknown };
 
 interface Waiting {
   readonly message: VerifiedMessage;
@@ -51,16 +70,52 @@ interface Waiting {
 }
 
 /**
- * Applies each message at most once: its id is recorded in the service's inbox in the same
- * transaction as its effect. A redelivery, or a captured message replayed a week later,
- * finds the id and changes nothing; a replay is recorded as refused. A message applied is
- * recorded as `message.handled` in the audit trail, in the transaction of its effect.
+ * An outbox row of a statement's message: written if the message is new, and, for a row of
+ * the effect (`onEffect`), if its effect took place. Rows of one `pack` share a stored row.
+ */
+interface CandidateRow {
+  readonly message_id: string;
+  readonly on_effect: boolean;
+  readonly pack: number;
+  readonly packed: boolean;
+  readonly n: number;
+  readonly id: string;
+  readonly type: string;
+  readonly payload: unknown;
+  readonly actor: Actor | null;
+  readonly correlation_id: string;
+  readonly traceparent: string | null;
+  readonly lease: number | null;
+}
+
+/** A line of an inbox statement's answer: a message recorded, or an outbox row written. */
+interface StatementAnswer {
+  message_id: string | null;
+  took_effect: boolean | null;
+  written: {
+    id: string;
+    type: string;
+    payload: unknown;
+    actor: Actor | null;
+    correlation_id: string;
+    traceparent: string | null;
+  } | null;
+}
+
+/**
+ * Applies each message at most once: its id is recorded in the service's inbox atomically
+ * with its effect. A redelivery, or a captured message replayed a week later, finds the id
+ * and changes nothing; a replay is recorded as refused. A message applied is recorded as
+ * `message.handled` in the audit trail, atomically with its effect.
  *
- * Messages that arrive together are applied in one transaction (up to {@link MAX_BATCH}): one
- * insert records their ids, then each new message's effect runs in its own context, one after
- * another, and the audit and outbox rows of them all are written at commit. If that
- * transaction fails, each message is tried again in a transaction of its own, so one failing
- * effect never holds back or fails the others.
+ * Messages that arrive together are applied together (up to {@link MAX_BATCH}). Those whose
+ * effect is a statement ({@link onceIn}) take one statement per kind: it records their ids,
+ * applies the new ones and writes the outbox rows of those, all filtered by what was new in
+ * the database itself. The others ({@link once}) take one transaction: one insert records
+ * their ids, then each new message's effect runs in its own context, one after another, and
+ * the audit and outbox rows of them all are written at commit. If a statement or transaction
+ * fails, each of its messages is tried again on its own, so one failing effect never holds
+ * back or fails the others.
  */
 export class Inbox {
   private readonly queue: Waiting[] = [];
@@ -73,18 +128,20 @@ export class Inbox {
    * rather than deadlock.
    */
   private readonly record: string;
+  /** The statement of each statement effect, built once. */
+  private readonly statements = new Map<InboxStatementEffect<unknown>, string>();
 
   constructor(
     private readonly service: ServiceName,
     private readonly db: DataSource,
     private readonly events: SecurityEvents,
+    private readonly audit: OutboxAuditSink,
   ) {
-    this.record = preparedStatement(
-      `INSERT INTO "${service}".inbox (message_id, type, sender)
+    this.record = `INSERT INTO "${service}".inbox (message_id, type, sender)
        SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[]) AS m(message_id, type, sender)
         ORDER BY message_id
-       ON CONFLICT (message_id) DO NOTHING RETURNING message_id`,
-    );
+       ON CONFLICT (message_id) DO NOTHING RETURNING message_id`;
+    preparedStatement(this.record);
   }
 
   /** Runs `effect` in a transaction unless the message was applied before; true if it ran. */
@@ -93,12 +150,11 @@ export class Inbox {
   }
 
   /**
-   * Like {@link once}, for an effect that takes the messages of a batch together: `effect.run`
-   * gets the `item` of every message of the batch that uses the same `effect` and was not
-   * applied before.
+   * Applies `item` with `effect`, in one statement with the other messages of a batch that use
+   * the same effect, unless its message was applied before; true if it was applied now.
    */
-  onceWith<T>(message: VerifiedMessage, effect: InboxBatchEffect<T>, item: T): Promise<boolean> {
-    return this.enqueue(message, { batch: effect, item });
+  onceIn<T>(message: VerifiedMessage, effect: InboxStatementEffect<T>, item: T): Promise<boolean> {
+    return this.enqueue(message, { statement: effect, item });
   }
 
   private enqueue(message: VerifiedMessage, effect: Effect): Promise<boolean> {
@@ -121,7 +177,7 @@ export class Inbox {
       if (this.inFlight >= MAX_BATCHES_IN_FLIGHT || this.queue.length === 0) return;
       const batch = this.queue.splice(0, MAX_BATCH);
       this.inFlight += 1;
-      void this.settle(batch).finally(() => {
+      void Promise.all(byEffect(batch).map((part) => this.settle(part))).finally(() => {
         this.inFlight -= 1;
         this.schedule();
       });
@@ -129,6 +185,7 @@ export class Inbox {
     });
   }
 
+  /** Applies messages of one kind of effect together; on failure, each on its own. */
   private async settle(batch: Waiting[]): Promise<void> {
     let applied: Set<Waiting>;
     try {
@@ -148,15 +205,21 @@ export class Inbox {
     }
   }
 
-  /** One transaction for the batch; resolves to the deliveries applied now. */
+  /** Resolves to the deliveries applied now. A message twice in a batch is applied once. */
   private apply(batch: readonly Waiting[]): Promise<Set<Waiting>> {
+    const first = new Map<string, Waiting>();
+    for (const waiting of batch) {
+      if (!first.has(waiting.message.id)) first.set(waiting.message.id, waiting);
+    }
+    const candidates = [...first.values()];
+    const { effect } = candidates[0];
+    return 'statement' in effect
+      ? this.applyInStatement(effect.statement, candidates)
+      : this.applyInTransaction(candidates);
+  }
+
+  private applyInTransaction(candidates: readonly Waiting[]): Promise<Set<Waiting>> {
     return this.db.transaction(async (tx) => {
-      // A message twice in one batch is applied once; the second is a replay.
-      const first = new Map<string, Waiting>();
-      for (const waiting of batch) {
-        if (!first.has(waiting.message.id)) first.set(waiting.message.id, waiting);
-      }
-      const candidates = [...first.values()];
       const inserted = await tx.query<Array<{ message_id: string }>>(this.record, [
         candidates.map((w) => w.message.id),
         candidates.map((w) => w.message.type),
@@ -164,32 +227,127 @@ export class Inbox {
       ]);
       const fresh = new Set(inserted.map((row) => row.message_id));
       const applied = candidates.filter((waiting) => fresh.has(waiting.message.id));
-      const batches = new Map<InboxBatchEffect<unknown>, Array<InboxBatchItem<unknown>>>();
       for (const waiting of applied) {
         const { effect } = waiting;
-        if ('single' in effect) {
-          await within(waiting, () => effect.single(tx));
-          continue;
-        }
-        const items = batches.get(effect.batch) ?? [];
-        items.push({ item: effect.item, within: (work) => within(waiting, work) });
-        batches.set(effect.batch, items);
+        if ('single' in effect) await within(waiting, () => effect.single(tx));
       }
-      for (const [effect, items] of batches) await effect.run(tx, items);
       for (const waiting of applied) {
-        const { message } = waiting;
-        if (isAuditEventType(message.type)) continue;
-        await within(waiting, () =>
-          this.events.recordIn(tx, {
-            type: 'message.handled',
-            outcome: 'allowed',
-            service: this.service,
-            details: { messageType: message.type, sender: message.sender, messageId: message.id },
-          }),
-        );
+        if (!isAuditEventType(waiting.message.type)) {
+          await within(waiting, () => this.events.recordIn(tx, this.handled(waiting.message)));
+        }
       }
       return new Set(applied);
     });
+  }
+
+  /**
+   * One statement for messages whose effect is `effect`: it records them, applies the new
+   * ones, and writes the outbox rows of those it applied, packing the audit records as the
+   * outbox does. The rows written are handed to the relay, and their records announced.
+   */
+  private async applyInStatement(
+    effect: InboxStatementEffect<unknown>,
+    candidates: readonly Waiting[],
+  ): Promise<Set<Waiting>> {
+    const lease = outboxLease(this.db, this.service);
+    const drafted: Array<{ waiting: Waiting; onEffect: boolean; row: OutboxRow }> = [];
+    const items: Array<InboxStatementItem<unknown>> = [];
+    for (const waiting of candidates) {
+      const { message } = waiting;
+      const item = (waiting.effect as { item: unknown }).item;
+      items.push({ messageId: message.id, item });
+      within(waiting, () => {
+        for (const row of effect.rowsOf(item)) drafted.push({ waiting, onEffect: true, row });
+        if (isAuditEventType(message.type)) return;
+        const [row] = this.audit.rowsOf([this.events.draft(this.handled(message))]);
+        drafted.push({ waiting, onEffect: false, row });
+      });
+    }
+    const rows = candidateRows(drafted, lease);
+    const parameters = [
+      candidates.map((w) => w.message.id),
+      candidates.map((w) => w.message.type),
+      candidates.map((w) => w.message.sender),
+      ...effect.parameters(items),
+    ];
+    parameters.push(JSON.stringify(rows));
+    const answer = await this.db.query<StatementAnswer[]>(
+      this.statementOf(effect, parameters.length),
+      parameters,
+    );
+
+    const fresh = new Set<string>();
+    const tookEffect = new Set<string>();
+    const written = [];
+    for (const line of answer) {
+      if (line.written) written.push({ service: this.service, ...line.written, lease });
+      else if (line.message_id) {
+        fresh.add(line.message_id);
+        if (line.took_effect) tookEffect.add(line.message_id);
+      }
+    }
+    if (written.length > 0) outboxWritten(this.db, written);
+    this.events.announce(
+      drafted
+        .filter(({ waiting: { message }, onEffect, row }) => {
+          const kept = fresh.has(message.id) && (!onEffect || tookEffect.has(message.id));
+          return kept && isAuditEventType(row.type);
+        })
+        .map(({ row }) => row.payload as AuditRecord),
+    );
+    return new Set(candidates.filter((waiting) => fresh.has(waiting.message.id)));
+  }
+
+  /**
+   * The statement for `effect`, whose JSON of candidate outbox rows is the last parameter:
+   * the rows kept are grouped by pack, a pack of audit records stored as one row holding them
+   * in order, under the first one's id and context (as `packAuditRows` stores them). A
+   * lease of null leaves the row unclaimed, as `outboxInsert` does.
+   */
+  private statementOf(effect: InboxStatementEffect<unknown>, parameters: number): string {
+    let statement = this.statements.get(effect);
+    if (statement) return statement;
+    const outbox = `"${this.service}".outbox`;
+    statement = preparedStatement(
+      `WITH recorded AS (${this.record}),
+       ${effect.clauses(4)},
+       written AS (
+         INSERT INTO ${outbox} (id, type, payload, actor, correlation_id, traceparent, claimed_until)
+         SELECT (array_agg(c.id ORDER BY c.n))[1], (array_agg(c.type))[1],
+                CASE WHEN bool_and(c.packed)
+                     THEN jsonb_build_object('records', jsonb_agg(c.payload ORDER BY c.n))
+                     ELSE (array_agg(c.payload))[1] END,
+                (array_agg(c.actor ORDER BY c.n))[1],
+                (array_agg(c.correlation_id ORDER BY c.n))[1],
+                (array_agg(c.traceparent ORDER BY c.n))[1],
+                clock_timestamp() + make_interval(secs => (array_agg(c.lease))[1])
+           FROM jsonb_to_recordset($${parameters}::jsonb) AS c(
+             message_id uuid, on_effect boolean, pack integer, packed boolean, n integer,
+             id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
+             traceparent varchar, lease integer)
+          WHERE c.message_id IN (SELECT message_id FROM recorded)
+            AND (NOT c.on_effect OR c.message_id IN (SELECT message_id FROM effect))
+          GROUP BY c.pack
+          ORDER BY min(c.n)
+         RETURNING id, type, payload, actor, correlation_id, traceparent)
+       SELECT r.message_id::text AS message_id,
+              r.message_id IN (SELECT message_id FROM effect) AS took_effect,
+              NULL::jsonb AS written
+         FROM recorded r
+       UNION ALL
+       SELECT NULL, NULL, to_jsonb(w) FROM written w`,
+    );
+    this.statements.set(effect, statement);
+    return statement;
+  }
+
+  private handled(message: VerifiedMessage) {
+    return {
+      type: 'message.handled' as const,
+      outcome: 'allowed' as const,
+      service: this.service,
+      details: { messageType: message.type, sender: message.sender, messageId: message.id },
+    };
   }
 
   /**
@@ -210,6 +368,51 @@ export class Inbox {
       }),
     );
   }
+}
+
+/** A batch's deliveries by kind of effect: one part per statement effect, one for the rest. */
+function byEffect(batch: readonly Waiting[]): Waiting[][] {
+  const parts = new Map<unknown, Waiting[]>();
+  for (const waiting of batch) {
+    const key = 'statement' in waiting.effect ? waiting.effect.statement : undefined;
+    const part = parts.get(key) ?? [];
+    part.push(waiting);
+    parts.set(key, part);
+  }
+  return [...parts.values()];
+}
+
+/**
+ * The rows drafted for a statement, numbered in order, with the packs they would be stored
+ * in were all of them written: each event alone, the audit records of a type together within
+ * the outbox's bounds. A pack keeps within them whichever of its records are written.
+ */
+function candidateRows(
+  drafted: ReadonlyArray<{ waiting: Waiting; onEffect: boolean; row: OutboxRow }>,
+  lease: number | null,
+): CandidateRow[] {
+  const packOf = new Map<OutboxRow, number>();
+  let packs = 0;
+  for (const { row } of drafted) if (!isAuditEventType(row.type)) packOf.set(row, packs++);
+  const audit = drafted.map(({ row }) => row).filter((row) => isAuditEventType(row.type));
+  for (const batch of auditBatches(audit)) {
+    const pack = packs++;
+    for (const row of batch) packOf.set(row, pack);
+  }
+  return drafted.map(({ waiting, onEffect, row }, n) => ({
+    message_id: waiting.message.id,
+    on_effect: onEffect,
+    pack: packOf.get(row) as number,
+    packed: isAuditEventType(row.type),
+    n,
+    id: row.id,
+    type: row.type,
+    payload: row.payload,
+    actor: row.actor,
+    correlation_id: row.correlationId,
+    traceparent: row.traceparent,
+    lease,
+  }));
 }
 
 /** Runs `work` in the context of the delivery that brought the message. */

@@ -185,7 +185,7 @@ export function storedOutboxRows(
   service: ServiceName,
   rows: readonly OutboxRow[],
 ): StoredOutboxRow[] {
-  const lease = relayOf(db, service) ? OUTBOX_LEASE_SECONDS : null;
+  const lease = outboxLease(db, service);
   return packAuditRows(rows).map((row) => ({
     service,
     id: row.id,
@@ -196,6 +196,14 @@ export function storedOutboxRows(
     traceparent: row.traceparent,
     lease,
   }));
+}
+
+/**
+ * The lease, in seconds, that rows `service` writes in `db` now are stored with: held by this
+ * process's relay, or null when it has none.
+ */
+export function outboxLease(db: DataSource, service: ServiceName): number | null {
+  return relayOf(db, service) ? OUTBOX_LEASE_SECONDS : null;
 }
 
 /** The parameter {@link outboxInsert} reads. */
