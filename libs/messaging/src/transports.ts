@@ -26,7 +26,7 @@ type NatsMessage = Parameters<ServerNats['handleMessage']>[1];
 const AUDIT_CONCURRENCY = 32;
 /**
  * Shared events handled at once, per type. They are applied through the inbox, which groups
- * those in hand into a few transactions; their order does not matter and a redelivery changes
+ * those in hand into a few statements or transactions; their order does not matter and a redelivery changes
  * nothing. As many as the inbox applies at once (`INBOX_CAPACITY`): with fewer in hand, its
  * transactions stay small and a backlog forms once they slow down under load. Broadcast
  * events (revocations, key rotations) are applied one after another, also those that travel

@@ -494,7 +494,37 @@ describe('the inbox applying messages in one statement, on a real database', () 
     expect(await apply(bad, 'k-6')).toBe(true);
   });
 
-  it('applies messages of both kinds in one batch, each kind its own way', async () => {
+  it('keeps a batch applied when handing its rows to the relay fails after the commit', async () => {
+    const stop = onOutboxWritten(db, 'billing', () => {
+      throw new Error('the relay is gone');
+    });
+    try {
+      expect(await Promise.all([apply(randomUUID(), 'k-9'), apply(randomUUID(), 'k-10')])).toEqual([
+        true,
+        true,
+      ]);
+    } finally {
+      stop();
+    }
+    expect(events.recorded).toEqual([]);
+  });
+
+  it('refuses an effect that does not read which messages are new', async () => {
+    const careless: InboxStatementEffect<string> = {
+      ...marking,
+      clauses: (first) => `effect AS (
+           SELECT i.message_id FROM unnest($${first}::uuid[], $${first + 1}::varchar[])
+             AS i(message_id, key))`,
+    };
+    const id = randomUUID();
+
+    await expect(
+      RequestContext.run({ correlationId: 'c' }, () => inbox.onceIn(message(id), careless, 'k-8')),
+    ).rejects.toThrow('must read `recorded`');
+    expect(await db.getRepository(InboxRecord).findBy({ messageId: id })).toEqual([]);
+  });
+
+  it('applies messages of both kinds that arrive together, each kind its own way', async () => {
     const [viaStatement, viaTransaction] = [randomUUID(), randomUUID()];
     let ran = 0;
 

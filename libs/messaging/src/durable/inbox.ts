@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 
 import type { AuditRecord, SecurityEvents } from '@portcullis/audit';
@@ -12,13 +13,19 @@ import {
 
 import type { VerifiedMessage } from '../envelope';
 import type { OutboxAuditSink } from './outbox-audit-sink';
-import { type OutboxRow, auditBatches, outboxLease, outboxWritten } from './outbox';
+import {
+  type OutboxRow,
+  type StoredOutboxRow,
+  auditBatches,
+  outboxLease,
+  outboxWritten,
+} from './outbox';
 
 /**
- * Messages applied together in one transaction, at most, and transactions of batches running
- * at once. Under the flow benchmark's load (about 650 events a second), with 16 and 4 a backlog
- * formed: 90 % of invoices were written within 436 ms of their order; with 64 and 8, within
- * 84 ms.
+ * Messages applied together, at most (in one statement or one transaction per kind of
+ * effect, one kind after another), and batches being applied at once. Under the flow
+ * benchmark's load (about 650 events a second), with 16 and 4 a backlog formed: 90 % of
+ * invoices were written within 436 ms of their order; with 64 and 8, within 84 ms.
  */
 const MAX_BATCH = 64;
 const MAX_BATCHES_IN_FLIGHT = 8;
@@ -35,10 +42,14 @@ export const INBOX_CAPACITY = MAX_BATCH * MAX_BATCHES_IN_FLIGHT;
  */
 export interface InboxStatementEffect<T> {
   /**
-   * WITH entries, comma-separated, that apply the items read from parameters `$first` on:
-   * only those whose message id is in `recorded(message_id)` (the messages new to the inbox),
+   * WITH entries, comma-separated, that apply the items read from parameters `$first` on,
    * the last entry named `effect`, its column `message_id` holding the messages whose effect
-   * took place. A fixed text (it is prepared once per connection); asked for once.
+   * took place. They must apply only the items whose message id is in `recorded(message_id)`
+   * (the messages new to the inbox): nothing else keeps a redelivered message from being
+   * applied again. A fixed text, asked for once per effect object (so an effect is one
+   * long-lived object), and prepared once per connection: like any text marked with
+   * `preparedStatement`, it should only hold statements with one sensible plan whatever the
+   * tables hold, such as inserts of given rows.
    */
   clauses(first: number): string;
   /** The values of those parameters, for `items`. */
@@ -88,6 +99,12 @@ interface CandidateRow {
   readonly lease: number | null;
 }
 
+/** The deliveries a statement or transaction applied, and what follows its commit. */
+interface Applied {
+  readonly applied: Set<Waiting>;
+  readonly committed?: () => void;
+}
+
 /** A line of an inbox statement's answer: a message recorded, or an outbox row written. */
 interface StatementAnswer {
   message_id: string | null;
@@ -118,6 +135,7 @@ interface StatementAnswer {
  * back or fails the others.
  */
 export class Inbox {
+  private readonly logger = new Logger(Inbox.name);
   private readonly queue: Waiting[] = [];
   private inFlight = 0;
   private scheduled = false;
@@ -177,7 +195,7 @@ export class Inbox {
       if (this.inFlight >= MAX_BATCHES_IN_FLIGHT || this.queue.length === 0) return;
       const batch = this.queue.splice(0, MAX_BATCH);
       this.inFlight += 1;
-      void Promise.all(byEffect(batch).map((part) => this.settle(part))).finally(() => {
+      void this.settleParts(byEffect(batch)).finally(() => {
         this.inFlight -= 1;
         this.schedule();
       });
@@ -185,11 +203,21 @@ export class Inbox {
     });
   }
 
-  /** Applies messages of one kind of effect together; on failure, each on its own. */
+  /** One kind of effect after another: a batch holds one pooled connection at a time. */
+  private async settleParts(parts: Waiting[][]): Promise<void> {
+    for (const part of parts) await this.settle(part);
+  }
+
+  /**
+   * Applies messages of one kind of effect together; on failure, each on its own. What
+   * follows a commit (handing rows to the relay, announcing records) runs outside the retry:
+   * a failure there must not send applied messages round again, to be taken for replays.
+   */
   private async settle(batch: Waiting[]): Promise<void> {
     let applied: Set<Waiting>;
+    let committed: (() => void) | undefined;
     try {
-      applied = await this.apply(batch);
+      ({ applied, committed } = await this.apply(batch));
     } catch (error) {
       if (batch.length === 1) {
         batch[0].reject(error);
@@ -199,14 +227,22 @@ export class Inbox {
       for (const waiting of batch) await this.settle([waiting]);
       return;
     }
+    try {
+      committed?.();
+    } catch (error) {
+      this.logger.error({ msg: 'inbox bookkeeping after commit failed', error: String(error) });
+    }
     for (const waiting of batch) {
       if (!applied.has(waiting)) this.refuseReplay(waiting);
       waiting.resolve(applied.has(waiting));
     }
   }
 
-  /** Resolves to the deliveries applied now. A message twice in a batch is applied once. */
-  private apply(batch: readonly Waiting[]): Promise<Set<Waiting>> {
+  /**
+   * Resolves to the deliveries applied now, and what to do once they are committed. A message
+   * twice in a batch is applied once.
+   */
+  private apply(batch: readonly Waiting[]): Promise<Applied> {
     const first = new Map<string, Waiting>();
     for (const waiting of batch) {
       if (!first.has(waiting.message.id)) first.set(waiting.message.id, waiting);
@@ -218,8 +254,8 @@ export class Inbox {
       : this.applyInTransaction(candidates);
   }
 
-  private applyInTransaction(candidates: readonly Waiting[]): Promise<Set<Waiting>> {
-    return this.db.transaction(async (tx) => {
+  private async applyInTransaction(candidates: readonly Waiting[]): Promise<Applied> {
+    const applied = await this.db.transaction(async (tx) => {
       const inserted = await tx.query<Array<{ message_id: string }>>(this.record, [
         candidates.map((w) => w.message.id),
         candidates.map((w) => w.message.type),
@@ -238,6 +274,7 @@ export class Inbox {
       }
       return new Set(applied);
     });
+    return { applied };
   }
 
   /**
@@ -248,7 +285,7 @@ export class Inbox {
   private async applyInStatement(
     effect: InboxStatementEffect<unknown>,
     candidates: readonly Waiting[],
-  ): Promise<Set<Waiting>> {
+  ): Promise<Applied> {
     const lease = outboxLease(this.db, this.service);
     const drafted: Array<{ waiting: Waiting; onEffect: boolean; row: OutboxRow }> = [];
     const items: Array<InboxStatementItem<unknown>> = [];
@@ -263,22 +300,17 @@ export class Inbox {
         drafted.push({ waiting, onEffect: false, row });
       });
     }
-    const rows = candidateRows(drafted, lease);
-    const parameters = [
+    const answer = await this.db.query<StatementAnswer[]>(this.statementOf(effect), [
       candidates.map((w) => w.message.id),
       candidates.map((w) => w.message.type),
       candidates.map((w) => w.message.sender),
+      JSON.stringify(candidateRows(drafted, lease)),
       ...effect.parameters(items),
-    ];
-    parameters.push(JSON.stringify(rows));
-    const answer = await this.db.query<StatementAnswer[]>(
-      this.statementOf(effect, parameters.length),
-      parameters,
-    );
+    ]);
 
     const fresh = new Set<string>();
     const tookEffect = new Set<string>();
-    const written = [];
+    const written: StoredOutboxRow[] = [];
     for (const line of answer) {
       if (line.written) written.push({ service: this.service, ...line.written, lease });
       else if (line.message_id) {
@@ -286,31 +318,41 @@ export class Inbox {
         if (line.took_effect) tookEffect.add(line.message_id);
       }
     }
-    if (written.length > 0) outboxWritten(this.db, written);
-    this.events.announce(
-      drafted
-        .filter(({ waiting: { message }, onEffect, row }) => {
-          const kept = fresh.has(message.id) && (!onEffect || tookEffect.has(message.id));
-          return kept && isAuditEventType(row.type);
-        })
-        .map(({ row }) => row.payload as AuditRecord),
-    );
-    return new Set(candidates.filter((waiting) => fresh.has(waiting.message.id)));
+    const committed = (): void => {
+      if (written.length > 0) outboxWritten(this.db, written);
+      this.events.announce(
+        drafted
+          .filter(({ waiting: { message }, onEffect, row }) => {
+            const kept = fresh.has(message.id) && (!onEffect || tookEffect.has(message.id));
+            return kept && isAuditEventType(row.type);
+          })
+          .map(({ row }) => row.payload as AuditRecord),
+      );
+    };
+    return {
+      applied: new Set(candidates.filter((waiting) => fresh.has(waiting.message.id))),
+      committed,
+    };
   }
 
   /**
-   * The statement for `effect`, whose JSON of candidate outbox rows is the last parameter:
+   * The statement for `effect`, whose JSON of candidate outbox rows is parameter 4 (the
+   * effect's own come after it):
    * the rows kept are grouped by pack, a pack of audit records stored as one row holding them
    * in order, under the first one's id and context (as `packAuditRows` stores them). A
    * lease of null leaves the row unclaimed, as `outboxInsert` does.
    */
-  private statementOf(effect: InboxStatementEffect<unknown>, parameters: number): string {
+  private statementOf(effect: InboxStatementEffect<unknown>): string {
     let statement = this.statements.get(effect);
     if (statement) return statement;
+    const clauses = effect.clauses(5);
+    if (!/\brecorded\b/.test(clauses) || !/\beffect\s+AS\b/i.test(clauses)) {
+      throw new Error('an inbox statement effect must read `recorded` and end with `effect`');
+    }
     const outbox = `"${this.service}".outbox`;
     statement = preparedStatement(
       `WITH recorded AS (${this.record}),
-       ${effect.clauses(4)},
+       ${clauses},
        written AS (
          INSERT INTO ${outbox} (id, type, payload, actor, correlation_id, traceparent, claimed_until)
          SELECT (array_agg(c.id ORDER BY c.n))[1], (array_agg(c.type))[1],
@@ -321,7 +363,7 @@ export class Inbox {
                 (array_agg(c.correlation_id ORDER BY c.n))[1],
                 (array_agg(c.traceparent ORDER BY c.n))[1],
                 clock_timestamp() + make_interval(secs => (array_agg(c.lease))[1])
-           FROM jsonb_to_recordset($${parameters}::jsonb) AS c(
+           FROM jsonb_to_recordset($4::jsonb) AS c(
              message_id uuid, on_effect boolean, pack integer, packed boolean, n integer,
              id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
              traceparent varchar, lease integer)
