@@ -1,6 +1,6 @@
 import { type KeyObject, randomUUID, sign } from 'node:crypto';
 
-import { type SecurityEvent, SecurityEvents } from '@portcullis/audit';
+import { type AuditRecord, type SecurityEvent, SecurityEvents } from '@portcullis/audit';
 import { SERVICE_NAMES, type ServiceName } from '@portcullis/core';
 import { SecretFiles, ensureDevelopmentSecrets } from '@portcullis/crypto';
 import {
@@ -29,12 +29,25 @@ export const ORDER = {
 /** How a receiver opens an `orders.created` event. */
 export const AS_EVENT: OpenOptions = { subject: 'orders.created', kinds: ['event'] };
 
-/** Security events kept in memory, so a spec can read what was recorded. */
+/**
+ * Security events kept in memory, so a spec can read what was recorded outside a transaction,
+ * and which drafted records were announced once written.
+ */
 export class RecordingSecurityEvents extends SecurityEvents {
   readonly recorded: SecurityEvent[] = [];
+  readonly announced: AuditRecord[] = [];
 
   override record(event: SecurityEvent): void {
     this.recorded.push(event);
+  }
+
+  override announce(records: readonly AuditRecord[]): void {
+    this.announced.push(...records);
+  }
+
+  /** The reasons of the events recorded, in order ('' for none). */
+  get reasons(): string[] {
+    return this.recorded.map((event) => event.reason ?? '');
   }
 }
 

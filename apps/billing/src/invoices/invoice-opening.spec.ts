@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
-import { type AuditRecord, SecurityEvents } from '@portcullis/audit';
+import type { AuditRecord } from '@portcullis/audit';
 import type { OrderCreatedEvent } from '@portcullis/contracts';
 import {
   RequestContext,
@@ -20,25 +20,15 @@ import {
   outboxTraceContextMigration,
 } from '@portcullis/messaging';
 
+import { RecordingSecurityEvents } from '../../../../jest/signed-envelopes';
 import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { CreateBilling1764806600000 } from '../migrations/1764806600000-create-billing';
 import { InvoicesService } from './invoices.service';
 
-class RecordingEvents extends SecurityEvents {
-  readonly refused: string[] = [];
-  readonly announced: AuditRecord[] = [];
-  override record(event: { reason?: string }): void {
-    this.refused.push(event.reason ?? '');
-  }
-  override announce(records: readonly AuditRecord[]): void {
-    this.announced.push(...records);
-  }
-}
-
 describe("billing's inbox statement that opens invoices, on a real database", () => {
   let directory: string;
   let db: DataSource;
-  let events: RecordingEvents;
+  let events: RecordingSecurityEvents;
   let inbox: Inbox;
   let invoices: InvoicesService;
 
@@ -83,7 +73,7 @@ describe("billing's inbox statement that opens invoices, on a real database", ()
         ],
       }),
     );
-    events = new RecordingEvents();
+    events = new RecordingSecurityEvents();
     const outbox = new Outbox('billing');
     const sink = new OutboxAuditSink('billing', db, outbox);
     // Opening invoices needs none of the payment provider and field encryption.
@@ -126,7 +116,7 @@ describe("billing's inbox statement that opens invoices, on a real database", ()
     ]);
 
     expect(applied).toEqual([true, true, false]);
-    expect(events.refused).toEqual(['replayed']);
+    expect(events.reasons).toEqual(['replayed']);
     const rows = await db.query<Array<{ order_id: string; status: string; amount_cents: string }>>(
       `SELECT order_id, status, amount_cents FROM billing.invoices WHERE order_id = ANY($1)`,
       [[fresh.payload.orderId, cancelled.orderId, replayed.payload.orderId]],

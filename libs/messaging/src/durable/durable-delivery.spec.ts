@@ -2,7 +2,7 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
-import { type AuditRecord, SecurityEvents } from '@portcullis/audit';
+import type { AuditRecord } from '@portcullis/audit';
 import {
   RequestContext,
   buildDataSourceOptions,
@@ -11,6 +11,7 @@ import {
   openServiceDataSource,
 } from '@portcullis/core';
 
+import { RecordingSecurityEvents } from '../../../../jest/signed-envelopes';
 import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { VerifiedMessage } from '../envelope';
 import { MAX_DELIVERIES } from './event-stream';
@@ -23,15 +24,28 @@ import { OUTBOX_LEASE_SECONDS, Outbox, type StoredOutboxRow, onOutboxWritten } f
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 
-class RecordingEvents extends SecurityEvents {
-  readonly recorded: string[] = [];
-  readonly announced: AuditRecord[] = [];
-  override record(event: { reason?: string }): void {
-    this.recorded.push(event.reason ?? '');
-  }
-  override announce(records: readonly AuditRecord[]): void {
-    this.announced.push(...records);
-  }
+/** billing's outbox and inbox on an embedded database in `directory`. */
+function openMessagingTables(directory: string): Promise<DataSource> {
+  return openServiceDataSource(
+    buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
+      service: 'billing',
+      entities: [OutboxRecord, InboxRecord],
+      migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
+    }),
+  );
+}
+
+/** Of three deliveries, the middle one failed, and only the others are in the inbox. */
+async function expectOnlyTheMiddleOneFailed(
+  db: DataSource,
+  outcomes: ReadonlyArray<PromiseSettledResult<unknown>>,
+  ids: readonly string[],
+): Promise<void> {
+  expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  const recorded = await db
+    .getRepository(InboxRecord)
+    .findBy(ids.map((messageId) => ({ messageId })));
+  expect(recorded.map((record) => record.messageId).sort()).toEqual([ids[0], ids[2]].sort());
 }
 
 const message = (id: string): VerifiedMessage =>
@@ -85,20 +99,13 @@ describe(InProcessEventStream.name, () => {
 describe('the outbox and the inbox on a real database', () => {
   let directory: string;
   let db: DataSource;
-  let events: RecordingEvents;
+  let events: RecordingSecurityEvents;
   let sink: OutboxAuditSink;
 
   beforeAll(async () => {
     directory = createTempDir('durable');
-    const config = loadConfig({ DATA_DIR: directory });
-    db = await openServiceDataSource(
-      buildDataSourceOptions(config, {
-        service: 'billing',
-        entities: [OutboxRecord, InboxRecord],
-        migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
-      }),
-    );
-    events = new RecordingEvents();
+    db = await openMessagingTables(directory);
+    events = new RecordingSecurityEvents();
     sink = new OutboxAuditSink('billing', db, new Outbox('billing'));
   }, 60_000);
 
@@ -122,7 +129,7 @@ describe('the outbox and the inbox on a real database', () => {
     expect(await inbox.once(message(id), effect)).toBe(false);
 
     expect(effects).toBe(1);
-    expect(events.recorded).toEqual(['replayed', 'replayed']);
+    expect(events.reasons).toEqual(['replayed', 'replayed']);
   });
 
   it('records no replay when the stream itself delivers an applied message again', async () => {
@@ -140,11 +147,11 @@ describe('the outbox and the inbox on a real database', () => {
     expect(await delivered(false)).toBe(true);
     // Delivered again by the stream (its frame retried, an acknowledgement lost): no replay.
     expect(await delivered(true)).toBe(false);
-    expect(events.recorded.slice(before)).toEqual([]);
+    expect(events.reasons.slice(before)).toEqual([]);
     // The same message sent anew, as a captured one would be, is a replay.
     expect(await delivered(false)).toBe(false);
     expect(effects).toBe(1);
-    expect(events.recorded.slice(before)).toEqual(['replayed']);
+    expect(events.reasons.slice(before)).toEqual(['replayed']);
   });
 
   it('forgets a message whose effect failed, so its redelivery is applied', async () => {
@@ -178,7 +185,7 @@ describe('the outbox and the inbox on a real database', () => {
       ids.map((id, n) => ({ id, correlationId: `corr-${n}` })),
     );
     expect(new Set(seen.map(({ transaction }) => transaction)).size).toBe(1);
-    expect(events.recorded.slice(-1)).toEqual(['replayed']);
+    expect(events.reasons.slice(-1)).toEqual(['replayed']);
   });
 
   it('applies the others of a batch when one effect fails, and fails only that one', async () => {
@@ -195,16 +202,7 @@ describe('the outbox and the inbox on a real database', () => {
       [good, bad, other].map((id) => inbox.once(message(id), apply(id))),
     );
 
-    expect(outcomes.map((outcome) => outcome.status)).toEqual([
-      'fulfilled',
-      'rejected',
-      'fulfilled',
-    ]);
-    expect(
-      await db
-        .getRepository(InboxRecord)
-        .findBy([{ messageId: good }, { messageId: bad }, { messageId: other }]),
-    ).toHaveLength(2);
+    await expectOnlyTheMiddleOneFailed(db, outcomes, [good, bad, other]);
     expect(await inbox.once(message(bad), () => Promise.resolve())).toBe(true);
   });
 
@@ -323,7 +321,7 @@ describe('the outbox and the inbox on a real database', () => {
 describe('the inbox applying messages in one statement, on a real database', () => {
   let directory: string;
   let db: DataSource;
-  let events: RecordingEvents;
+  let events: RecordingSecurityEvents;
   let inbox: Inbox;
   const outbox = new Outbox('billing');
 
@@ -378,16 +376,9 @@ describe('the inbox applying messages in one statement, on a real database', () 
 
   beforeAll(async () => {
     directory = createTempDir('inbox-statement');
-    const config = loadConfig({ DATA_DIR: directory });
-    db = await openServiceDataSource(
-      buildDataSourceOptions(config, {
-        service: 'billing',
-        entities: [OutboxRecord, InboxRecord],
-        migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
-      }),
-    );
+    db = await openMessagingTables(directory);
     await db.query(`CREATE TABLE billing.done_keys (key varchar(8) PRIMARY KEY)`);
-    events = new RecordingEvents();
+    events = new RecordingSecurityEvents();
     inbox = new Inbox('billing', db, events, new OutboxAuditSink('billing', db, outbox));
   }, 60_000);
 
@@ -426,7 +417,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
     expect(applied).toEqual([true, false, true, false]);
     expect(statements).toBe(1);
     expect(opened).toBe(0);
-    expect(events.recorded).toEqual(['replayed', 'replayed']);
+    expect(events.reasons).toEqual(['replayed', 'replayed']);
     expect(await db.query(`SELECT key FROM billing.done_keys ORDER BY key`)).toEqual([
       { key: 'k-1' },
       { key: 'k-2' },
@@ -479,16 +470,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
       apply(other, 'k-5'),
     ]);
 
-    expect(outcomes.map((outcome) => outcome.status)).toEqual([
-      'fulfilled',
-      'rejected',
-      'fulfilled',
-    ]);
-    expect(
-      await db
-        .getRepository(InboxRecord)
-        .findBy([{ messageId: good }, { messageId: bad }, { messageId: other }]),
-    ).toHaveLength(2);
+    await expectOnlyTheMiddleOneFailed(db, outcomes, [good, bad, other]);
     // Nothing of the failed message was kept: delivered again, it is applied.
     expect(events.announced.filter((r) => r.details?.messageId === bad)).toEqual([]);
     expect(await apply(bad, 'k-6')).toBe(true);
@@ -506,7 +488,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
     } finally {
       stop();
     }
-    expect(events.recorded).toEqual([]);
+    expect(events.reasons).toEqual([]);
   });
 
   it('refuses an effect that does not read which messages are new', async () => {
@@ -538,6 +520,6 @@ describe('the inbox applying messages in one statement, on a real database', () 
 
     expect(applied).toEqual([true, true]);
     expect(ran).toBe(1);
-    expect(events.recorded).toEqual([]);
+    expect(events.reasons).toEqual([]);
   });
 });

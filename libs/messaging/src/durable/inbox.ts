@@ -4,7 +4,6 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditRecord, SecurityEvents } from '@portcullis/audit';
 import { isAuditEventType } from '@portcullis/contracts';
 import {
-  type Actor,
   RequestContext,
   type RequestContextState,
   type ServiceName,
@@ -19,6 +18,7 @@ import {
   auditBatches,
   outboxLease,
   outboxWritten,
+  storedOutboxRow,
 } from './outbox';
 
 /**
@@ -84,19 +84,12 @@ interface Waiting {
  * An outbox row of a statement's message: written if the message is new, and, for a row of
  * the effect (`onEffect`), if its effect took place. Rows of one `pack` share a stored row.
  */
-interface CandidateRow {
+interface CandidateRow extends StoredOutboxRow {
   readonly message_id: string;
   readonly on_effect: boolean;
   readonly pack: number;
   readonly packed: boolean;
   readonly n: number;
-  readonly id: string;
-  readonly type: string;
-  readonly payload: unknown;
-  readonly actor: Actor | null;
-  readonly correlation_id: string;
-  readonly traceparent: string | null;
-  readonly lease: number | null;
 }
 
 /** The deliveries a statement or transaction applied, and what follows its commit. */
@@ -109,14 +102,7 @@ interface Applied {
 interface StatementAnswer {
   message_id: string | null;
   took_effect: boolean | null;
-  written: {
-    id: string;
-    type: string;
-    payload: unknown;
-    actor: Actor | null;
-    correlation_id: string;
-    traceparent: string | null;
-  } | null;
+  written: Omit<StoredOutboxRow, 'service' | 'lease'> | null;
 }
 
 /**
@@ -304,7 +290,7 @@ export class Inbox {
       candidates.map((w) => w.message.id),
       candidates.map((w) => w.message.type),
       candidates.map((w) => w.message.sender),
-      JSON.stringify(candidateRows(drafted, lease)),
+      JSON.stringify(candidateRows(this.service, drafted, lease)),
       ...effect.parameters(items),
     ]);
 
@@ -336,11 +322,11 @@ export class Inbox {
   }
 
   /**
-   * The statement for `effect`, whose JSON of candidate outbox rows is parameter 4 (the
-   * effect's own come after it):
-   * the rows kept are grouped by pack, a pack of audit records stored as one row holding them
-   * in order, under the first one's id and context (as `packAuditRows` stores them). A
-   * lease of null leaves the row unclaimed, as `outboxInsert` does.
+   * The statement for `effect`. The JSON of the candidate outbox rows is parameter 4, and the
+   * effect's own parameters follow it. The rows kept are grouped by pack: a pack of audit
+   * records is stored as one row holding them in order, under the first one's id and context
+   * (as `packAuditRows` stores them). A lease of null leaves a row unclaimed, as
+   * `outboxInsert` does.
    */
   private statementOf(effect: InboxStatementEffect<unknown>): string {
     let statement = this.statements.get(effect);
@@ -430,6 +416,7 @@ function byEffect(batch: readonly Waiting[]): Waiting[][] {
  * the outbox's bounds. A pack keeps within them whichever of its records are written.
  */
 function candidateRows(
+  service: ServiceName,
   drafted: ReadonlyArray<{ waiting: Waiting; onEffect: boolean; row: OutboxRow }>,
   lease: number | null,
 ): CandidateRow[] {
@@ -442,18 +429,12 @@ function candidateRows(
     for (const row of batch) packOf.set(row, pack);
   }
   return drafted.map(({ waiting, onEffect, row }, n) => ({
+    ...storedOutboxRow(service, row, lease),
     message_id: waiting.message.id,
     on_effect: onEffect,
     pack: packOf.get(row) as number,
     packed: isAuditEventType(row.type),
     n,
-    id: row.id,
-    type: row.type,
-    payload: row.payload,
-    actor: row.actor,
-    correlation_id: row.correlationId,
-    traceparent: row.traceparent,
-    lease,
   }));
 }
 

@@ -186,7 +186,16 @@ export function storedOutboxRows(
   rows: readonly OutboxRow[],
 ): StoredOutboxRow[] {
   const lease = outboxLease(db, service);
-  return packAuditRows(rows).map((row) => ({
+  return packAuditRows(rows).map((row) => storedOutboxRow(service, row, lease));
+}
+
+/** One row as {@link outboxInsert} stores it, with the lease its writer's relay takes. */
+export function storedOutboxRow(
+  service: ServiceName,
+  row: OutboxRow,
+  lease: number | null,
+): StoredOutboxRow {
+  return {
     service,
     id: row.id,
     type: row.type,
@@ -195,7 +204,7 @@ export function storedOutboxRows(
     correlation_id: row.correlationId,
     traceparent: row.traceparent,
     lease,
-  }));
+  };
 }
 
 /**
