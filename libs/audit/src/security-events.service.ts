@@ -74,8 +74,8 @@ export class SecurityEvents implements OnApplicationShutdown {
    * itself in the statement that makes the change (the caller writes it, or nothing is).
    */
   prepare(event: SecurityEvent): AuditRecord {
-    const record = this.build(event);
-    this.log(record);
+    const record = this.draft(event);
+    this.announce([record]);
     return record;
   }
 

@@ -371,7 +371,8 @@ describe('the inbox applying messages in one statement, on a real database', () 
   }
   const outboxRows = (): Promise<Row[]> =>
     db.query(
-      `SELECT id, type, payload, correlation_id, claimed_until FROM billing.outbox ORDER BY created_at`,
+      `SELECT id, type, payload, correlation_id, claimed_until
+         FROM billing.outbox ORDER BY created_at`,
     );
 
   beforeAll(async () => {
@@ -394,7 +395,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
     removeTempDir(directory);
   });
 
-  it('records, applies and writes the rows of the new messages of a batch in one statement', async () => {
+  it('applies the new messages of a batch and writes their rows in one statement', async () => {
     const [earlier, fresh, again] = [randomUUID(), randomUUID(), randomUUID()];
     expect(await apply(earlier, 'k-1')).toBe(true);
     await db.query('DELETE FROM billing.outbox');
@@ -476,7 +477,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
     expect(await apply(bad, 'k-6')).toBe(true);
   });
 
-  it('keeps a batch applied when handing its rows to the relay fails after the commit', async () => {
+  it('keeps a batch applied when the relay fails to take its rows after the commit', async () => {
     const stop = onOutboxWritten(db, 'billing', () => {
       throw new Error('the relay is gone');
     });

@@ -340,7 +340,8 @@ export class Inbox {
       `WITH recorded AS (${this.record}),
        ${clauses},
        written AS (
-         INSERT INTO ${outbox} (id, type, payload, actor, correlation_id, traceparent, claimed_until)
+         INSERT INTO ${outbox}
+                (id, type, payload, actor, correlation_id, traceparent, claimed_until)
          SELECT (array_agg(c.id ORDER BY c.n))[1], (array_agg(c.type))[1],
                 CASE WHEN bool_and(c.packed)
                      THEN jsonb_build_object('records', jsonb_agg(c.payload ORDER BY c.n))
