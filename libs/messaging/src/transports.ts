@@ -149,6 +149,15 @@ export class SignedNatsServer extends ServerNats {
       );
   }
 
+  /**
+   * A registered pattern is its own route. Nest first tries each incoming pattern as JSON,
+   * and our patterns (message types such as `orders.created`) are not JSON, so every message
+   * would pay for a thrown and caught `SyntaxError` before falling back to the same string.
+   */
+  protected override getRouteFromPattern(pattern: string): string {
+    return this.messageHandlers.has(pattern) ? pattern : super.getRouteFromPattern(pattern);
+  }
+
   override handleMessage(channel: string, message: NatsMessage): Promise<void> {
     return RequestContext.run({ correlationId: acceptCorrelationId(undefined) }, async () => {
       try {
