@@ -96,6 +96,24 @@ describe(auditBatches.name, () => {
     expect(auditBatches(rows).map((batch) => batch.length)).toEqual([2, 2, 1]);
   });
 
+  it('counts each row as the UTF-8 bytes of its records as JSON', () => {
+    // Two rows whose records' JSON together is exactly the bound; multi-byte text included.
+    const packed = (text: string) => ({
+      type: 'orders.audit.recorded',
+      payload: { records: [{ text }, { text: 'é' }] },
+    });
+    const size = (text: string) => Buffer.byteLength(JSON.stringify(packed(text).payload.records));
+    const first = 'ü'.repeat(60_000);
+    const fill = AUDIT_BATCH_LIMITS.bytes - size(first) - size('');
+    const exact = [packed(first), packed('a'.repeat(fill))];
+    const over = [packed(first), packed('a'.repeat(fill + 1))];
+
+    expect(auditBatches(exact).map((batch) => batch.length)).toEqual([2]);
+    expect(auditBatches(over).map((batch) => batch.length)).toEqual([1, 1]);
+    // Measured again (the sizes are remembered per record), the answer is the same.
+    expect(auditBatches(exact).map((batch) => batch.length)).toEqual([2]);
+  });
+
   it('still sends a record larger than the bound, alone', () => {
     const rows = [
       row('orders.audit.recorded', 10),
