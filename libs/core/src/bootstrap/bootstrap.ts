@@ -1,4 +1,3 @@
-import helmet from '@fastify/helmet';
 import { type CanActivate, Logger, Module, type DynamicModule, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -23,6 +22,7 @@ import { answerRouterError } from '../http/router-error';
 import { HttpErrorFilter } from '../http/http-error.filter';
 import { parseJsonBody } from '../http/json-body-parser';
 import { createValidationPipe } from '../http/validation';
+import { installSecurityHeaders } from '../http/security-headers';
 import { loggingParams } from '../logging/logger';
 import { UNMATCHED_ROUTE, tagRequest } from '../logging/request-telemetry';
 import { Metrics } from '../metrics/metrics';
@@ -117,7 +117,7 @@ export async function createHost(
   const fastify = app.getHttpAdapter().getInstance();
   installRequestContext(fastify);
   installJsonBodyParser(app);
-  await app.register(helmet);
+  installSecurityHeaders(fastify);
   if (config.corsOrigins.length > 0) {
     app.enableCors({
       origin: [...config.corsOrigins],

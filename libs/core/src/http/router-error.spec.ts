@@ -15,6 +15,10 @@ function fakeReply() {
       state.headers[name] = value;
       return reply;
     },
+    headers(values: Record<string, string>) {
+      Object.assign(state.headers, values);
+      return reply;
+    },
     send(body: string) {
       state.body = body;
       return reply;
@@ -45,7 +49,10 @@ describe('answerRouterError', () => {
       'content-type': 'application/json; charset=utf-8',
       'x-correlation-id': 'c0ffee00-0000-4000-8000-000000000001',
       'x-content-type-options': 'nosniff',
+      'x-frame-options': 'SAMEORIGIN',
     });
+    expect(headers['content-security-policy']).toContain("default-src 'self'");
+    expect(headers['strict-transport-security']).toMatch(/^max-age=\d+/);
   });
 
   it('answers an over-long path parameter with 414', () => {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import { errorBody } from './error-body';
+import { defaultSecurityHeaders } from './security-headers';
 
 /** Messages for requests Fastify's router refuses before any hook or route runs. */
 const ROUTER_ERRORS: Record<string, { status: number; message: string }> = {
@@ -27,8 +28,8 @@ export function answerRouterError(
   void reply
     .code(status)
     .header('content-type', 'application/json; charset=utf-8')
+    .headers(defaultSecurityHeaders())
     .header('x-correlation-id', correlationId)
-    .header('x-content-type-options', 'nosniff')
     .header('cache-control', 'no-store')
     .send(JSON.stringify(errorBody(status, message, correlationId)));
 }
