@@ -36,13 +36,19 @@ export function loggerOptions(config: AppConfig, service: string): LoggerOptions
   };
 }
 
-/** The process's root pino logger, writing to `destination` (stdout by default). */
+/**
+ * The process's root pino logger, writing to `destination` (stdout by default). Lines go to
+ * stdout asynchronously: those logged while a write is under way are written together after
+ * it, so a busy process makes one write call for many lines rather than one each. What is
+ * still buffered is written out synchronously when the process exits; only a process killed
+ * outright (SIGKILL) can lose its last lines.
+ */
 export function createRootLogger(
   config: AppConfig,
   service: string,
   destination: DestinationStream = config.logFormat === 'pretty'
     ? prettyDestination()
-    : pino.destination({ dest: 1, sync: true }),
+    : pino.destination({ dest: 1, sync: false }),
 ): Logger {
   return pino(loggerOptions(config, service), destination);
 }
