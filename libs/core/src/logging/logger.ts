@@ -36,19 +36,13 @@ export function loggerOptions(config: AppConfig, service: string): LoggerOptions
   };
 }
 
-/**
- * The process's root pino logger, writing to `destination` (stdout by default). Lines go to
- * stdout asynchronously: those logged while a write is under way are written together after
- * it, so a busy process makes one write call for many lines rather than one each. What is
- * still buffered is written out synchronously when the process exits; only a process killed
- * outright (SIGKILL) can lose its last lines.
- */
+/** The process's root pino logger, writing to `destination` (stdout by default). */
 export function createRootLogger(
   config: AppConfig,
   service: string,
   destination: DestinationStream = config.logFormat === 'pretty'
     ? prettyDestination()
-    : pino.destination({ dest: 1, sync: false }),
+    : pino.destination({ dest: 1, sync: true }),
 ): Logger {
   return pino(loggerOptions(config, service), destination);
 }
