@@ -6,7 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * The response headers helmet sets with `options` (its defaults: a content security policy,
  * HSTS, `nosniff`, frame and referrer policies and the rest), worked out once. They depend on
  * the options only, never on the request, so there is no need to build helmet's middleware
- * again for every request, as the Fastify plugin does.
+ * again for every request, as the Fastify plugin does. Options whose directives are
+ * functions of the request (per-request CSP nonces) cannot be worked out once and are not
+ * for this: the request they would see is empty.
  */
 export function securityHeaders(options: HelmetOptions = {}): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};
