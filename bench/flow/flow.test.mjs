@@ -1,10 +1,11 @@
 // The arithmetic of bench:flow: quantiles, CPU time from /proc and profile summaries.
 // `npm run test:bench` (node's test runner; the benchmark itself needs servers).
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import { quantile } from './load.mjs';
-import { cpuMs, cpuSpent, peakRssMiB } from './proc-stats.mjs';
+import { cpuMs, cpuSpent, peakRssMiB, schedstatWaitNs, waitMs } from './proc-stats.mjs';
 import { origin, summarise } from './profile-summary.mjs';
 
 describe('quantile', () => {
@@ -40,6 +41,19 @@ describe('proc stats', () => {
       [3, 999],
     ]);
     assert.equal(cpuSpent(before, after), 30);
+  });
+
+  it("takes a thread's run-queue wait from the second field of its schedstat line", () => {
+    assert.equal(schedstatWaitNs('8123456 2500000 41\n'), 2_500_000);
+    assert.throws(() => schedstatWaitNs('8123456\n'), /not a schedstat line/);
+  });
+
+  it('sums the wait of every thread of a live process, and has none for a gone one', () => {
+    const wait = waitMs(process.pid);
+    // Kernels built without scheduler statistics have no schedstat files.
+    if (existsSync('/proc/self/schedstat')) assert.ok(wait >= 0);
+    else assert.equal(wait, undefined);
+    assert.equal(waitMs(2 ** 30), undefined);
   });
 });
 

@@ -1,6 +1,6 @@
-// What Linux says about a process: CPU time (user + system, all threads) and peak resident
-// memory (VmHWM), read from /proc.
-import { readFileSync } from 'node:fs';
+// What Linux says about a process: CPU time (user + system, all threads), time its threads
+// waited for a core, and peak resident memory (VmHWM), read from /proc.
+import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
@@ -15,6 +15,38 @@ export function cpuMs(pid) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Milliseconds a process's threads have spent so far ready to run but waiting for a core (the
+ * second field of each thread's `schedstat`), or undefined once the process has gone or where
+ * the kernel keeps no such count. A thread that ended in between takes its count with it.
+ */
+export function waitMs(pid) {
+  let threads;
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  let ns = 0;
+  let read = 0;
+  for (const tid of threads) {
+    try {
+      ns += schedstatWaitNs(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
+      read += 1;
+    } catch {
+      // Ended since the directory was listed.
+    }
+  }
+  return read > 0 ? ns / 1e6 : undefined;
+}
+
+/** The run-queue wait in a `schedstat` line: "<on cpu ns> <waiting ns> <timeslices>". */
+export function schedstatWaitNs(line) {
+  const wait = Number(line.trim().split(/\s+/)[1]);
+  if (!Number.isFinite(wait)) throw new Error(`not a schedstat line: ${line}`);
+  return wait;
 }
 
 /** Peak resident set size in MiB (VmHWM), or undefined once the process has gone. */
@@ -33,7 +65,12 @@ export function cpuSnapshot(pids) {
   return new Map(pids.map((pid) => [pid, cpuMs(pid)]));
 }
 
-/** CPU milliseconds spent between two snapshots by the pids present in both. */
+/** Milliseconds many processes have waited for a core, by pid. */
+export function waitSnapshot(pids) {
+  return new Map(pids.map((pid) => [pid, waitMs(pid)]));
+}
+
+/** Milliseconds spent between two snapshots (of CPU or of waiting) by the pids in both. */
 export function cpuSpent(before, after) {
   let total = 0;
   for (const [pid, end] of after) {

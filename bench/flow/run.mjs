@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backendPids, databaseCounters, startDeployment } from './deployment.mjs';
 import { HttpClient } from './http-client.mjs';
 import { runOrderLoad, runReadLoad, signUpCustomers } from './load.mjs';
-import { cpuSnapshot, cpuSpent, peakRssMiB } from './proc-stats.mjs';
+import { cpuSnapshot, cpuSpent, peakRssMiB, waitMs, waitSnapshot } from './proc-stats.mjs';
 import { printSummary, summarise } from './profile-summary.mjs';
 
 const HERE = import.meta.dirname;
@@ -248,7 +248,10 @@ async function runOnce(options, round) {
         load: loadavg()[0],
         cpu: cpuSnapshot(all.map(([, p]) => p.pid)),
         backends: cpuSnapshot(backends),
+        waits: waitSnapshot(all.map(([, p]) => p.pid)),
+        backendWaits: waitSnapshot(backends),
         driver: process.cpuUsage(),
+        driverWait: waitMs(process.pid),
         nats: await natsCounters(deployment.natsMonitorUrl),
       };
     };
@@ -276,9 +279,11 @@ async function runOnce(options, round) {
       pid: p.pid,
       cpuMsPerOrder: perOrder(edges.end.cpu.get(p.pid) - edges.start.cpu.get(p.pid)),
       cpuCores: (edges.end.cpu.get(p.pid) - edges.start.cpu.get(p.pid)) / load.elapsedMs,
+      waitMsPerOrder: perOrder(edges.end.waits.get(p.pid) - edges.start.waits.get(p.pid)),
       peakRssMiB: peakRssMiB(p.pid),
     }));
     const postgresMs = cpuSpent(edges.start.backends, edges.end.backends);
+    const postgresWaitMs = cpuSpent(edges.start.backendWaits, edges.end.backendWaits);
     const driverUs =
       edges.end.driver.user +
       edges.end.driver.system -
@@ -307,10 +312,12 @@ async function runOnce(options, round) {
       postgresBackends: {
         cpuMsPerOrder: perOrder(postgresMs),
         cpuCores: postgresMs / load.elapsedMs,
+        waitMsPerOrder: perOrder(postgresWaitMs),
       },
       driver: {
         cpuMsPerOrder: perOrder(driverUs / 1000),
         cpuCores: driverUs / 1000 / load.elapsedMs,
+        waitMsPerOrder: perOrder(edges.end.driverWait - edges.start.driverWait),
       },
       databasePerOrder: db,
       natsPerOrder: nats,
@@ -385,16 +392,18 @@ function report(result) {
             `  p99 ${fixed(result.poll.p99)}  (each poll, as the sampler waits for invoices)`,
         ]),
     `  statuses            ${statuses}`,
-    `  process             ${`CPU ms/${unit}`.padStart(12)}  cores  peak RSS MiB`,
+    `  process             ${`CPU ms/${unit}`.padStart(12)}  cores  ${`waited ms/${unit}`.padStart(15)}  peak RSS MiB`,
     ...result.processes.map(
       (p) =>
         `  ${p.name.padEnd(18)}  ${fixed(p.cpuMsPerOrder, 3).padStart(12)}  ${fixed(p.cpuCores, 2).padStart(5)}` +
-        `  ${fixed(p.peakRssMiB, 0).padStart(12)}`,
+        `  ${fixed(p.waitMsPerOrder, 3).padStart(15)}  ${fixed(p.peakRssMiB, 0).padStart(12)}`,
     ),
     `  ${'postgres backends'.padEnd(18)}  ${fixed(result.postgresBackends.cpuMsPerOrder, 3).padStart(12)}` +
-      `  ${fixed(result.postgresBackends.cpuCores, 2).padStart(5)}`,
+      `  ${fixed(result.postgresBackends.cpuCores, 2).padStart(5)}` +
+      `  ${fixed(result.postgresBackends.waitMsPerOrder, 3).padStart(15)}`,
     `  ${'load driver'.padEnd(18)}  ${fixed(result.driver.cpuMsPerOrder, 3).padStart(12)}` +
-      `  ${fixed(result.driver.cpuCores, 2).padStart(5)}  ${fixed(process.memoryUsage().rss / 2 ** 20, 0).padStart(12)}`,
+      `  ${fixed(result.driver.cpuCores, 2).padStart(5)}  ${fixed(result.driver.waitMsPerOrder, 3).padStart(15)}` +
+      `  ${fixed(process.memoryUsage().rss / 2 ** 20, 0).padStart(12)}`,
     `  ${`per ${unit}`.padEnd(18)}  ${fixed(result.databasePerOrder.xact_commit, 2)} commits,` +
       ` ${fixed(result.databasePerOrder.tup_inserted, 2)} rows inserted,` +
       ` ${fixed(result.databasePerOrder.tup_updated, 2)} updated,` +
