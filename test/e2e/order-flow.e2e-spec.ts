@@ -284,6 +284,27 @@ describe.each(availableShapes())('the public contract, %s shape', (shape) => {
       expect(different.status).toBe(422);
     });
 
+    it('places one order when the same request is sent several times at once', async () => {
+      const headers = { 'idempotency-key': `order-${ada.id}-at-once` };
+      const body = { items: [{ sku: 'KEY-001', quantity: 3 }] };
+      const others = [1, 2, 3].map(() => api.post('/orders', { token: ada.token, body }));
+      const retries = [1, 2, 3, 4, 5].map(() =>
+        api.post('/orders', { token: ada.token, headers, body }),
+      );
+      const answers = await Promise.all([...retries, ...others]);
+
+      expect(answers.map((answer) => answer.status)).toEqual(Array(8).fill(201));
+      const ids = answers.map((answer) => answer.body.id as string);
+      expect(new Set(ids.slice(0, 5)).size).toBe(1);
+      expect(new Set(ids).size).toBe(4);
+      const mine = await api.get('/orders', { token: ada.token });
+      const listed = (mine.body as Array<{ id: string }>).filter((order) => order.id === ids[0]);
+      expect(listed).toHaveLength(1);
+      await api.invoiceFor(ids[0], ada.token);
+      const invoices = await api.get(`/billing/invoices?orderId=${ids[0]}`, { token: ada.token });
+      expect(invoices.body).toHaveLength(1);
+    });
+
     it('cancels an unpaid order and voids its invoice, but refuses once paid', async () => {
       const order = await placeOrder(ada.token);
       const invoice = await api.invoiceFor(order.id, ada.token);

@@ -14,15 +14,12 @@ import { DataSource, type EntityManager } from 'typeorm';
 
 import { SecurityEvents } from '@portcullis/audit';
 import { MAX_TOTAL_CENTS } from '@portcullis/contracts';
-import { type Actor, preparedStatement } from '@portcullis/core';
+import type { Actor } from '@portcullis/core';
 import {
   MessageClient,
   MessageRequestError,
   Outbox,
   OutboxAuditSink,
-  type StoredOutboxRow,
-  outboxInsert,
-  outboxRowsJson,
   outboxWritten,
   storedOutboxRows,
 } from '@portcullis/messaging';
@@ -30,6 +27,7 @@ import { mayAccess, ownerScope } from '@portcullis/security';
 
 import { Catalogue } from '../catalogue/catalogue';
 import { OrderLine } from './order-line.entity';
+import { OrderWriter } from './order-writer';
 import { Order } from './order.entity';
 import type { CreateOrderDto, OrderView } from './order.dto';
 
@@ -39,6 +37,7 @@ const LIST_LIMIT = 100;
 @Injectable()
 export class OrdersService {
   private readonly logger = new Logger(OrdersService.name);
+  private readonly writer: OrderWriter;
 
   constructor(
     @InjectDataSource('orders') private readonly db: DataSource,
@@ -47,7 +46,9 @@ export class OrdersService {
     private readonly events: SecurityEvents,
     @Inject(Catalogue) private readonly catalogue: Catalogue,
     @Inject(OutboxAuditSink) private readonly audit: OutboxAuditSink,
-  ) {}
+  ) {
+    this.writer = new OrderWriter(db);
+  }
 
   /**
    * Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first:
@@ -60,7 +61,8 @@ export class OrdersService {
     order.idempotencyKey = idempotencyKey ?? null;
     order.requestHash = idempotencyKey ? requestHash : null;
 
-    // The order, its lines, its event and its audit record: one statement, one round trip.
+    // The order, its lines, its event and its audit record: one statement, shared with the
+    // orders placed in the same turn of the event loop.
     const events = [
       this.outbox.row('orders.created', {
         orderId: order.id,
@@ -81,7 +83,7 @@ export class OrdersService {
     ];
     const stored = storedOutboxRows(this.db, 'orders', events);
     try {
-      await insertOrder(this.db, order, stored);
+      await this.writer.write(order, stored);
       outboxWritten(this.db, stored);
     } catch (error) {
       if (idempotencyKey && isUniqueViolation(error)) {
@@ -271,57 +273,6 @@ export class OrdersService {
       throw error;
     }
   }
-}
-
-/**
- * The order, its lines and its outbox rows in one statement, atomic without a transaction
- * around it (the lines' foreign key is checked at its end): one round trip to the database
- * where a transaction of TypeORM inserts took four (BEGIN, the order and lines, the outbox,
- * COMMIT). Prepared once per connection.
- */
-const PLACE_ORDER = preparedStatement(
-  `WITH placed AS (
-       INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
-                                  idempotency_key, request_hash, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       RETURNING id),
-     lines AS (
-       INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
-                                       line_total_cents)
-       SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity,
-              l.line_total_cents
-         FROM placed, jsonb_to_recordset($10::jsonb) AS l(
-           line_no smallint, sku varchar, name varchar, unit_price_cents integer,
-           quantity integer, line_total_cents bigint))
-     ${outboxInsert('orders', 11)}`,
-);
-
-async function insertOrder(
-  db: DataSource,
-  order: Order,
-  events: readonly StoredOutboxRow[],
-): Promise<void> {
-  const lines = order.lines.map((line) => ({
-    line_no: line.lineNo,
-    sku: line.sku,
-    name: line.name,
-    unit_price_cents: line.unitPriceCents,
-    quantity: line.quantity,
-    line_total_cents: line.lineTotalCents,
-  }));
-  await db.query(PLACE_ORDER, [
-    order.id,
-    order.customerId,
-    order.status,
-    order.totalCents,
-    order.currency,
-    order.idempotencyKey,
-    order.requestHash,
-    order.createdAt.toISOString(),
-    order.updatedAt.toISOString(),
-    JSON.stringify(lines),
-    outboxRowsJson(events),
-  ]);
 }
 
 function hashRequest(input: CreateOrderDto): string {

@@ -165,14 +165,22 @@ export interface StoredOutboxRow {
  * A leased row is claimed by its writer's relay from the start, counted from the insert
  * (`clock_timestamp()`; `now()` is the transaction's start), and `make_interval` of a null
  * lease is null: not claimed.
+ *
+ * With `ownersFrom`, the name of an earlier WITH entry returning `id`, the statement writes
+ * several changes of which some may be skipped (an insert `ON CONFLICT DO NOTHING`): each
+ * row carries the id of its change ({@link ownedOutboxRowsJson}), and only the rows of the
+ * changes that entry returns are written.
  */
-export function outboxInsert(service: ServiceName, parameter: number): string {
+export function outboxInsert(service: ServiceName, parameter: number, ownersFrom?: string): string {
+  const owner = ownersFrom === undefined ? '' : ', owner uuid';
+  const kept =
+    ownersFrom === undefined ? '' : `\n      WHERE r.owner IN (SELECT id FROM ${ownersFrom})`;
   return preparedStatement(`INSERT INTO "${service}".outbox (id, type, payload, actor, correlation_id, traceparent, claimed_until)
      SELECT r.id, r.type, r.payload, r.actor, r.correlation_id, r.traceparent,
             clock_timestamp() + make_interval(secs => r.lease)
        FROM jsonb_to_recordset($${parameter}::jsonb) AS r(
          id uuid, type varchar, payload jsonb, actor jsonb, correlation_id varchar,
-         traceparent varchar, lease integer)`);
+         traceparent varchar, lease integer${owner})${kept}`);
 }
 
 /**
@@ -217,17 +225,31 @@ export function outboxLease(db: DataSource, service: ServiceName): number | null
 
 /** The parameter {@link outboxInsert} reads. */
 export function outboxRowsJson(rows: readonly StoredOutboxRow[]): string {
+  return JSON.stringify(rows.map((row) => insertedColumns(row)));
+}
+
+/**
+ * The parameter an {@link outboxInsert} with owners reads: the rows of each change, each
+ * tagged with the id of its change.
+ */
+export function ownedOutboxRowsJson(
+  changes: ReadonlyArray<{ readonly owner: string; readonly rows: readonly StoredOutboxRow[] }>,
+): string {
   return JSON.stringify(
-    rows.map(({ id, type, payload, actor, correlation_id, traceparent, lease }) => ({
-      id,
-      type,
-      payload,
-      actor,
-      correlation_id,
-      traceparent,
-      lease,
-    })),
+    changes.flatMap(({ owner, rows }) => rows.map((row) => ({ ...insertedColumns(row), owner }))),
   );
+}
+
+function insertedColumns({
+  id,
+  type,
+  payload,
+  actor,
+  correlation_id,
+  traceparent,
+  lease,
+}: StoredOutboxRow): Record<string, unknown> {
+  return { id, type, payload, actor, correlation_id, traceparent, lease };
 }
 
 /** What a stored audit row holds: one record (as rows were first written), or several. */

@@ -1,0 +1,186 @@
+import type { DataSource } from 'typeorm';
+
+import { preparedStatement } from '@portcullis/core';
+import {
+  type StoredOutboxRow,
+  outboxInsert,
+  outboxRowsJson,
+  ownedOutboxRowsJson,
+} from '@portcullis/messaging';
+
+import type { Order } from './order.entity';
+
+/**
+ * Orders written by one statement at most. The orders placed in one turn of the event loop
+ * are written together; more than this many take several statements.
+ */
+const MAX_ORDERS_PER_STATEMENT = 64;
+
+/** An order waiting for its statement, and the outbox rows that go with it. */
+interface Waiting {
+  readonly order: Order;
+  readonly events: readonly StoredOutboxRow[];
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Writes placed orders. Each order goes with its lines, its event and its audit record in one
+ * statement, atomic without a transaction around it, and the orders placed in the same turn of
+ * the event loop share that statement: one round trip and one commit for all of them, where
+ * each took its own.
+ *
+ * A shared statement writes each order only if its `Idempotency-Key` is free (`ON CONFLICT DO
+ * NOTHING`), and the rows of an order it skipped are skipped with it. A skipped order, or every
+ * order of a statement that failed, is then written by a statement of its own, so that each
+ * order meets the outcome it would have met alone: a taken key fails with the unique violation
+ * the caller answers with the order that holds it, a bad order fails alone.
+ */
+export class OrderWriter {
+  private waiting: Waiting[] = [];
+  private scheduled = false;
+
+  constructor(private readonly db: DataSource) {}
+
+  /** Resolves once the order and its rows are committed; rejects as its own insert would. */
+  write(order: Order, events: readonly StoredOutboxRow[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ order, events, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      // One turn of the event loop, so that the orders placed meanwhile join the statement.
+      setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (let at = 0; at < waiting.length; at += MAX_ORDERS_PER_STATEMENT) {
+      void this.writeTogether(waiting.slice(at, at + MAX_ORDERS_PER_STATEMENT));
+    }
+  }
+
+  private async writeTogether(orders: Waiting[]): Promise<void> {
+    if (orders.length === 1) return this.writeAlone(orders[0]);
+    let written: Set<string>;
+    try {
+      const rows = await this.db.query<Array<{ id: string }>>(PLACE_ORDERS, [
+        JSON.stringify(orders.map(({ order }) => orderColumns(order))),
+        JSON.stringify(orders.flatMap(({ order }) => lineColumns(order))),
+        ownedOutboxRowsJson(orders.map(({ order, events }) => ({ owner: order.id, rows: events }))),
+      ]);
+      written = new Set(rows.map((row) => row.id));
+    } catch {
+      // Nothing of the statement was written: each order on its own, one after another (at
+      // once, they would take every connection of the pool).
+      for (const waiting of orders) await this.writeAlone(waiting);
+      return;
+    }
+    const skipped = orders.filter((waiting) => !written.has(waiting.order.id));
+    for (const waiting of orders) if (written.has(waiting.order.id)) waiting.resolve();
+    for (const waiting of skipped) await this.writeAlone(waiting);
+  }
+
+  private async writeAlone({ order, events, resolve, reject }: Waiting): Promise<void> {
+    try {
+      await this.db.query(PLACE_ORDER, [
+        order.id,
+        order.customerId,
+        order.status,
+        order.totalCents,
+        order.currency,
+        order.idempotencyKey,
+        order.requestHash,
+        order.createdAt.toISOString(),
+        order.updatedAt.toISOString(),
+        JSON.stringify(lineColumns(order)),
+        outboxRowsJson(events),
+      ]);
+      resolve();
+    } catch (error) {
+      reject(error);
+    }
+  }
+}
+
+/** An order's row of `orders.orders`, as {@link PLACE_ORDERS} reads it. */
+function orderColumns(order: Order) {
+  return {
+    id: order.id,
+    customer_id: order.customerId,
+    status: order.status,
+    total_cents: order.totalCents,
+    currency: order.currency,
+    idempotency_key: order.idempotencyKey,
+    request_hash: order.requestHash,
+    created_at: order.createdAt.toISOString(),
+    updated_at: order.updatedAt.toISOString(),
+  };
+}
+
+/** An order's rows of `orders.order_lines` (the statement for one order ignores `order_id`). */
+function lineColumns(order: Order) {
+  return order.lines.map((line) => ({
+    order_id: order.id,
+    line_no: line.lineNo,
+    sku: line.sku,
+    name: line.name,
+    unit_price_cents: line.unitPriceCents,
+    quantity: line.quantity,
+    line_total_cents: line.lineTotalCents,
+  }));
+}
+
+/**
+ * One order, its lines and its outbox rows (the lines' foreign key is checked at the end of
+ * the statement). Prepared once per connection.
+ */
+const PLACE_ORDER = preparedStatement(
+  `WITH placed AS (
+       INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
+                                  idempotency_key, request_hash, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       RETURNING id),
+     lines AS (
+       INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
+                                       line_total_cents)
+       SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity,
+              l.line_total_cents
+         FROM placed, jsonb_to_recordset($10::jsonb) AS l(
+           line_no smallint, sku varchar, name varchar, unit_price_cents integer,
+           quantity integer, line_total_cents bigint))
+     ${outboxInsert('orders', 11)}`,
+);
+
+/**
+ * Several orders, each with its lines and outbox rows unless its `Idempotency-Key` is taken
+ * (by an order committed before, or by another of the same statement); returns the ids of the
+ * orders written. Prepared once per connection.
+ */
+const PLACE_ORDERS = preparedStatement(
+  `WITH placed AS (
+       INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
+                                  idempotency_key, request_hash, created_at, updated_at)
+       SELECT o.id, o.customer_id, o.status, o.total_cents, o.currency, o.idempotency_key,
+              o.request_hash, o.created_at, o.updated_at
+         FROM jsonb_to_recordset($1::jsonb) AS o(
+           id uuid, customer_id uuid, status varchar, total_cents bigint, currency char(3),
+           idempotency_key varchar, request_hash char(64), created_at timestamptz,
+           updated_at timestamptz)
+       ON CONFLICT DO NOTHING
+       RETURNING id),
+     lines AS (
+       INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
+                                       line_total_cents)
+       SELECT l.order_id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity,
+              l.line_total_cents
+         FROM jsonb_to_recordset($2::jsonb) AS l(
+           order_id uuid, line_no smallint, sku varchar, name varchar,
+           unit_price_cents integer, quantity integer, line_total_cents bigint)
+        WHERE l.order_id IN (SELECT id FROM placed)),
+     events AS (
+       ${outboxInsert('orders', 3, 'placed')})
+   SELECT id FROM placed`,
+);
