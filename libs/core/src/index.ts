@@ -5,6 +5,7 @@ export * from './config/service-name';
 export * from './config/tokens';
 export * from './context/request-context';
 export * from './database/data-source-options';
+export * from './database/database-logger';
 export * from './database/database.module';
 export * from './database/pglite-pool';
 export * from './database/prepared-statements';

@@ -7,6 +7,7 @@ import type { ServiceName } from '../config/service-name';
 import type { FieldEncryption } from '../encryption/field-encryption';
 import { sealedFieldsOf } from '../encryption/sealed-column';
 import { sealedFieldsSubscriber } from '../encryption/sealed-fields.subscriber';
+import { DatabaseLogger } from './database-logger';
 import { SerializedPglitePool } from './pglite-pool';
 import { PreparingClient } from './prepared-statements';
 
@@ -65,7 +66,8 @@ export function buildDataSourceOptions(
     migrationsTableName: 'migrations',
     migrationsRun: false,
     synchronize: false,
-    logging: ['error' as const],
+    // Failed statements in the service's log, without their values.
+    logger: new DatabaseLogger(),
     applicationName: `portcullis-${schema.service}`,
   };
 

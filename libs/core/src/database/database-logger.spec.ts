@@ -1,0 +1,56 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+
+import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { loadConfig } from '../config/app-config';
+import { buildDataSourceOptions } from './data-source-options';
+import { openServiceDataSource } from './database.module';
+import { closeEmbeddedDatabases } from './pglite-pool';
+
+describe('failed statements in the log, on a real database', () => {
+  let directory: string;
+  let db: DataSource;
+
+  beforeAll(async () => {
+    directory = createTempDir('database-logger');
+    db = await openServiceDataSource(
+      buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
+        service: 'orders',
+        entities: [],
+        migrations: [],
+      }),
+    );
+    await db.query('CREATE TABLE orders.secrets (id int PRIMARY KEY, digest text NOT NULL UNIQUE)');
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.destroy();
+    await closeEmbeddedDatabases();
+    removeTempDir(directory);
+  });
+
+  afterEach(() => jest.restoreAllMocks());
+
+  it('logs what failed, as one structured line, and none of the values', async () => {
+    const secret = '$argon2id$v=19$m=19456,t=2,p=1$not-for-the-log';
+    await db.query('INSERT INTO orders.secrets (id, digest) VALUES ($1, $2)', [1, secret]);
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const printed = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+
+    await expect(
+      db.query('INSERT INTO orders.secrets (id, digest) VALUES ($1, $2)', [2, secret]),
+    ).rejects.toThrow();
+
+    expect(printed).not.toHaveBeenCalled();
+    expect(warned).toHaveBeenCalledTimes(1);
+    const [line] = warned.mock.calls[0] as [Record<string, unknown>];
+    expect(line).toMatchObject({
+      msg: 'statement failed',
+      code: '23505',
+      constraint: 'secrets_digest_key',
+      statement: 'INSERT INTO orders.secrets (id, digest) VALUES ($1, $2)',
+    });
+    expect(JSON.stringify(warned.mock.calls)).not.toContain('not-for-the-log');
+  });
+});

@@ -1,0 +1,60 @@
+import { Logger } from '@nestjs/common';
+import type { Logger as TypeOrmLogger } from 'typeorm';
+
+/** The first characters of a statement that a log line keeps. */
+const STATEMENT_CHARS = 160;
+
+/**
+ * TypeORM's messages in the service's own log, as JSON like every other line, and never with
+ * a statement's values. TypeORM's console logger prints a failed statement with its
+ * parameters, which can hold a password hash, a sealed field or a customer's data; here a
+ * failure keeps what identifies it (the SQLSTATE code, the constraint, the start of the
+ * statement's text, which carries no values) and PostgreSQL's message. Queries themselves are
+ * not logged.
+ */
+export class DatabaseLogger implements TypeOrmLogger {
+  private readonly logger = new Logger('Database');
+
+  logQuery(): void {
+    // Every statement would cost a line.
+  }
+
+  logQueryError(error: string | Error, query: string): void {
+    const failure = (typeof error === 'string' ? { message: error } : error) as {
+      message?: string;
+      code?: string;
+      constraint?: string;
+    };
+    this.logger.warn({
+      msg: 'statement failed',
+      code: failure.code,
+      constraint: failure.constraint,
+      error: failure.message,
+      statement: oneLine(query).slice(0, STATEMENT_CHARS),
+    });
+  }
+
+  logQuerySlow(time: number, query: string): void {
+    this.logger.warn({
+      msg: 'slow statement',
+      durationMs: time,
+      statement: oneLine(query).slice(0, STATEMENT_CHARS),
+    });
+  }
+
+  logSchemaBuild(): void {
+    // Schemas are built by migrations only, which log themselves.
+  }
+
+  logMigration(message: string): void {
+    this.logger.log({ msg: 'migration', detail: message });
+  }
+
+  log(level: 'log' | 'info' | 'warn', message: unknown): void {
+    if (level === 'warn') this.logger.warn({ msg: 'database warning', detail: String(message) });
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
