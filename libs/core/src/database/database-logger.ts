@@ -6,11 +6,11 @@ const STATEMENT_CHARS = 160;
 
 /**
  * TypeORM's messages in the service's own log, as JSON like every other line, and never with
- * a statement's values. TypeORM's console logger prints a failed statement with its
- * parameters, which can hold a password hash, a sealed field or a customer's data; here a
- * failure keeps what identifies it (the SQLSTATE code, the constraint, the start of the
- * statement's text, which carries no values) and PostgreSQL's message. Queries themselves are
- * not logged.
+ * a statement's parameters. TypeORM's console logger prints a failed statement with them, and
+ * they can hold a password hash, a sealed field or a customer's data; here a failure keeps
+ * what identifies it (the SQLSTATE code, the constraint, the start of the statement's text,
+ * which carries no values) and PostgreSQL's message, but not its `detail`, which repeats the
+ * values of the row that failed. Queries themselves are not logged.
  */
 export class DatabaseLogger implements TypeOrmLogger {
   private readonly logger = new Logger('Database');
