@@ -185,6 +185,24 @@ describe('writing placed orders, on a real database', () => {
     ]);
   });
 
+  it('fails every order of a statement the database could not run, without trying each alone', async () => {
+    const orders = [placed(randomUUID(), null), placed(randomUUID(), null)];
+    const lost = new Error('Connection terminated unexpectedly');
+    const query = jest.spyOn(db, 'query').mockRejectedValueOnce(lost);
+
+    const outcomes = await Promise.allSettled(orders.map(write));
+
+    expect(outcomes).toEqual([
+      { status: 'rejected', reason: lost },
+      { status: 'rejected', reason: lost },
+    ]);
+    expect(query).toHaveBeenCalledTimes(1);
+    expect(await stored(orders.map(({ order }) => order.id))).toEqual([
+      { order: false, lines: 0, events: 0 },
+      { order: false, lines: 0, events: 0 },
+    ]);
+  });
+
   it('writes more orders than one statement holds, all of them', async () => {
     const orders = Array.from({ length: 150 }, () => placed(randomUUID(), randomUUID(), [1]));
     const query = jest.spyOn(db, 'query');

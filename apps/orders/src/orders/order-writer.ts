@@ -34,7 +34,8 @@ interface Waiting {
  * NOTHING`), and the rows of an order it skipped are skipped with it. A skipped order, or every
  * order of a statement that failed, is then written by a statement of its own, so that each
  * order meets the outcome it would have met alone: a taken key fails with the unique violation
- * the caller answers with the order that holds it, a bad order fails alone.
+ * the caller answers with the order that holds it, a bad order fails alone. A statement that
+ * failed for a reason no order can cause (the database unreachable) fails them all at once.
  */
 export class OrderWriter {
   private waiting: Waiting[] = [];
@@ -72,9 +73,14 @@ export class OrderWriter {
         ownedOutboxRowsJson(orders.map(({ order, events }) => ({ owner: order.id, rows: events }))),
       ]);
       written = new Set(rows.map((row) => row.id));
-    } catch {
-      // Nothing of the statement was written: each order on its own, one after another (at
-      // once, they would take every connection of the pool).
+    } catch (error) {
+      // Nothing of the statement was written. If one of the orders may be to blame, each on
+      // its own, one after another (at once, they would take every connection of the pool);
+      // if the database failed them all (unreachable, shutting down), each alone would too.
+      if (!oneRowMayBeToBlame(error)) {
+        for (const waiting of orders) waiting.reject(error);
+        return;
+      }
       for (const waiting of orders) await this.writeAlone(waiting);
       return;
     }
@@ -103,6 +109,17 @@ export class OrderWriter {
       reject(error);
     }
   }
+}
+
+/**
+ * Whether a failed statement may have failed because of one of its rows, so that the others
+ * would be written without it: PostgreSQL refused a value (SQLSTATE class 22) or a constraint
+ * (23), or the statement lost a deadlock or a serialization conflict (40001, 40P01).
+ */
+function oneRowMayBeToBlame(error: unknown): boolean {
+  const code = (error as { driverError?: { code?: unknown } }).driverError?.code;
+  if (typeof code !== 'string') return false;
+  return code.startsWith('22') || code.startsWith('23') || code === '40001' || code === '40P01';
 }
 
 /** An order's row of `orders.orders`, as {@link PLACE_ORDERS} reads it. */
