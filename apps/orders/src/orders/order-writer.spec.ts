@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
 import {
+  RequestContext,
   buildDataSourceOptions,
   closeEmbeddedDatabases,
   loadConfig,
@@ -183,6 +184,28 @@ describe('writing placed orders, on a real database', () => {
       { order: false, lines: 0, events: 0 },
       { order: true, lines: 2, events: 1 },
     ]);
+  });
+
+  it("runs the shared statement in no request's context, and a statement alone in its order's", async () => {
+    const customer = randomUUID();
+    await write(placed(customer, 'held'));
+    const contexts: Array<string | undefined> = [];
+    const query = db.query.bind(db);
+    jest.spyOn(db, 'query').mockImplementation((text, parameters) => {
+      contexts.push(RequestContext.correlationId());
+      return query(text, parameters);
+    });
+
+    const fresh = RequestContext.run({ correlationId: 'corr-fresh' }, () =>
+      write(placed(customer, 'new')),
+    );
+    const retried = RequestContext.run({ correlationId: 'corr-retried' }, () =>
+      write(placed(customer, 'held')),
+    );
+    const outcomes = await Promise.allSettled([fresh, retried]);
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected']);
+    expect(contexts).toEqual([undefined, 'corr-retried']);
   });
 
   it('fails every order of a statement the database could not run, without trying each alone', async () => {

@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 
-import { preparedStatement } from '@portcullis/core';
+import { RequestContext, type RequestContextState, preparedStatement } from '@portcullis/core';
 import {
   type StoredOutboxRow,
   outboxInsert,
@@ -20,6 +20,8 @@ const MAX_ORDERS_PER_STATEMENT = 64;
 interface Waiting {
   readonly order: Order;
   readonly events: readonly StoredOutboxRow[];
+  /** The request that placed it: its statement alone runs, and logs, in that context. */
+  readonly context: RequestContextState | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -46,11 +48,12 @@ export class OrderWriter {
   /** Resolves once the order and its rows are committed; rejects as its own insert would. */
   write(order: Order, events: readonly StoredOutboxRow[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ order, events, resolve, reject });
+      this.waiting.push({ order, events, context: RequestContext.current(), resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
-      // One turn of the event loop, so that the orders placed meanwhile join the statement.
-      setImmediate(() => this.flush());
+      // One turn of the event loop, so that the orders placed meanwhile join the statement,
+      // which belongs to none of their requests.
+      RequestContext.outside(() => setImmediate(() => this.flush()));
     });
   }
 
@@ -59,20 +62,24 @@ export class OrderWriter {
     const waiting = this.waiting;
     this.waiting = [];
     for (let at = 0; at < waiting.length; at += MAX_ORDERS_PER_STATEMENT) {
-      void this.writeTogether(waiting.slice(at, at + MAX_ORDERS_PER_STATEMENT));
+      const orders = waiting.slice(at, at + MAX_ORDERS_PER_STATEMENT);
+      // Every order is settled by then; should anything throw all the same, none waits forever
+      // (an order already settled ignores this).
+      this.writeTogether(orders).catch((error: unknown) => {
+        for (const { reject } of orders) reject(error);
+      });
     }
   }
 
   private async writeTogether(orders: Waiting[]): Promise<void> {
     if (orders.length === 1) return this.writeAlone(orders[0]);
-    let written: Set<string>;
+    let rows: Array<{ id: string }>;
     try {
-      const rows = await this.db.query<Array<{ id: string }>>(PLACE_ORDERS, [
+      rows = await this.db.query<Array<{ id: string }>>(PLACE_ORDERS, [
         JSON.stringify(orders.map(({ order }) => orderColumns(order))),
         JSON.stringify(orders.flatMap(({ order }) => lineColumns(order))),
         ownedOutboxRowsJson(orders.map(({ order, events }) => ({ owner: order.id, rows: events }))),
       ]);
-      written = new Set(rows.map((row) => row.id));
     } catch (error) {
       // Nothing of the statement was written. If one of the orders may be to blame, each on
       // its own, one after another (at once, they would take every connection of the pool);
@@ -84,12 +91,18 @@ export class OrderWriter {
       for (const waiting of orders) await this.writeAlone(waiting);
       return;
     }
+    const written = new Set(rows.map((row) => row.id));
     const skipped = orders.filter((waiting) => !written.has(waiting.order.id));
     for (const waiting of orders) if (written.has(waiting.order.id)) waiting.resolve();
     for (const waiting of skipped) await this.writeAlone(waiting);
   }
 
-  private async writeAlone({ order, events, resolve, reject }: Waiting): Promise<void> {
+  private writeAlone(waiting: Waiting): Promise<void> {
+    const write = () => this.placeAlone(waiting);
+    return waiting.context ? RequestContext.run(waiting.context, write) : write();
+  }
+
+  private async placeAlone({ order, events, resolve, reject }: Waiting): Promise<void> {
     try {
       await this.db.query(PLACE_ORDER, [
         order.id,
@@ -117,7 +130,7 @@ export class OrderWriter {
  * (23), or the statement lost a deadlock or a serialization conflict (40001, 40P01).
  */
 function oneRowMayBeToBlame(error: unknown): boolean {
-  const code = (error as { driverError?: { code?: unknown } }).driverError?.code;
+  const code = (error as { driverError?: { code?: unknown } } | null)?.driverError?.code;
   if (typeof code !== 'string') return false;
   return code.startsWith('22') || code.startsWith('23') || code === '40001' || code === '40P01';
 }

@@ -41,6 +41,11 @@ export const RequestContext = {
     return storage.getStore();
   },
 
+  /** Runs `work` in no request's context: work done for several requests at once. */
+  outside<T>(work: () => T): T {
+    return storage.exit(work);
+  },
+
   correlationId(): string | undefined {
     return storage.getStore()?.correlationId;
   },

@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
 import { loadConfig } from '../config/app-config';
 import { buildDataSourceOptions } from './data-source-options';
+import { DatabaseLogger } from './database-logger';
 import { openServiceDataSource } from './database.module';
 import { closeEmbeddedDatabases } from './pglite-pool';
 
@@ -52,5 +53,22 @@ describe('failed statements in the log, on a real database', () => {
       statement: 'INSERT INTO orders.secrets (id, digest) VALUES ($1, $2)',
     });
     expect(JSON.stringify(warned.mock.calls)).not.toContain('not-for-the-log');
+  });
+
+  it('leaves out the input a data exception quotes', async () => {
+    const warned = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+
+    await expect(db.query('SELECT $1::uuid', ['card-4242-not-for-the-log'])).rejects.toThrow();
+
+    const [line] = warned.mock.calls[0] as [Record<string, unknown>];
+    expect(line).toMatchObject({ code: '22P02', error: expect.stringContaining('[value]') });
+    expect(JSON.stringify(warned.mock.calls)).not.toContain('not-for-the-log');
+  });
+
+  it('never throws, whatever it is handed', () => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const logger = new DatabaseLogger();
+    expect(() => logger.logQueryError(null as unknown as Error, 'SELECT 1')).not.toThrow();
+    expect(() => logger.logQueryError('lost', undefined as unknown as string)).not.toThrow();
   });
 });

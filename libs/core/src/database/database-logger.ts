@@ -10,7 +10,8 @@ const STATEMENT_CHARS = 160;
  * they can hold a password hash, a sealed field or a customer's data; here a failure keeps
  * what identifies it (the SQLSTATE code, the constraint, the start of the statement's text,
  * which carries no values) and PostgreSQL's message, but not its `detail`, which repeats the
- * values of the row that failed. Queries themselves are not logged.
+ * values of the row that failed, nor the input a data exception's message quotes. Queries
+ * themselves are not logged.
  */
 export class DatabaseLogger implements TypeOrmLogger {
   private readonly logger = new Logger('Database');
@@ -20,18 +21,24 @@ export class DatabaseLogger implements TypeOrmLogger {
   }
 
   logQueryError(error: string | Error, query: string): void {
-    const failure = (typeof error === 'string' ? { message: error } : error) as {
-      message?: string;
-      code?: string;
-      constraint?: string;
-    };
-    this.logger.warn({
-      msg: 'statement failed',
-      code: failure.code,
-      constraint: failure.constraint,
-      error: failure.message,
-      statement: oneLine(query).slice(0, STATEMENT_CHARS),
-    });
+    // TypeORM calls this before it throws the failure: a throw here would replace it.
+    try {
+      const failure = (typeof error === 'string' ? { message: error } : (error ?? {})) as {
+        message?: unknown;
+        code?: unknown;
+        constraint?: unknown;
+      };
+      const code = typeof failure.code === 'string' ? failure.code : undefined;
+      this.logger.warn({
+        msg: 'statement failed',
+        code,
+        constraint: typeof failure.constraint === 'string' ? failure.constraint : undefined,
+        error: messageOf(failure.message, code),
+        statement: oneLine(String(query)).slice(0, STATEMENT_CHARS),
+      });
+    } catch {
+      // Logging must not change what the caller is told.
+    }
   }
 
   logQuerySlow(time: number, query: string): void {
@@ -53,6 +60,15 @@ export class DatabaseLogger implements TypeOrmLogger {
   log(level: 'log' | 'info' | 'warn', message: unknown): void {
     if (level === 'warn') this.logger.warn({ msg: 'database warning', detail: String(message) });
   }
+}
+
+/**
+ * PostgreSQL's message, without the quoted input of a data exception (SQLSTATE class 22,
+ * "invalid input syntax for type uuid: \"...\""), which is a value the statement was given.
+ */
+function messageOf(message: unknown, code: string | undefined): string | undefined {
+  if (typeof message !== 'string') return undefined;
+  return code?.startsWith('22') ? message.replace(/"[^"]*"/g, '"[value]"') : message;
 }
 
 function oneLine(text: string): string {
