@@ -3,13 +3,7 @@ import type { DataSource } from 'typeorm';
 
 import type { AuditRecord } from '@portcullis/audit';
 import type { OrderCreatedEvent } from '@portcullis/contracts';
-import {
-  RequestContext,
-  buildDataSourceOptions,
-  closeEmbeddedDatabases,
-  loadConfig,
-  openServiceDataSource,
-} from '@portcullis/core';
+import { RequestContext } from '@portcullis/core';
 import {
   Inbox,
   Outbox,
@@ -21,12 +15,12 @@ import {
 } from '@portcullis/messaging';
 
 import { RecordingSecurityEvents } from '../../../../jest/signed-envelopes';
-import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { type EmbeddedDatabase, openEmbeddedDatabase } from '../../../../jest/embedded-database';
 import { CreateBilling1764806600000 } from '../migrations/1764806600000-create-billing';
 import { InvoicesService } from './invoices.service';
 
 describe("billing's inbox statement that opens invoices, on a real database", () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
   let events: RecordingSecurityEvents;
   let inbox: Inbox;
@@ -60,19 +54,17 @@ describe("billing's inbox statement that opens invoices, on a real database", ()
   });
 
   beforeAll(async () => {
-    directory = createTempDir('invoice-opening');
-    db = await openServiceDataSource(
-      buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
-        service: 'billing',
-        entities: [],
-        migrations: [
-          CreateBilling1764806600000,
-          messagingTablesMigration('billing'),
-          outboxTraceContextMigration('billing'),
-          outboxPublishedRowsMigration('billing'),
-        ],
-      }),
-    );
+    database = await openEmbeddedDatabase('invoice-opening', {
+      service: 'billing',
+      entities: [],
+      migrations: [
+        CreateBilling1764806600000,
+        messagingTablesMigration('billing'),
+        outboxTraceContextMigration('billing'),
+        outboxPublishedRowsMigration('billing'),
+      ],
+    });
+    db = database.db;
     events = new RecordingSecurityEvents();
     const outbox = new Outbox('billing');
     const sink = new OutboxAuditSink('billing', db, outbox);
@@ -88,11 +80,7 @@ describe("billing's inbox statement that opens invoices, on a real database", ()
     inbox = new Inbox('billing', db, events, sink);
   }, 60_000);
 
-  afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
-    removeTempDir(directory);
-  });
+  afterAll(() => database?.close());
 
   it('opens the invoices of new orders only, and audits what it did', async () => {
     const replayed = orderCreated(newOrder());

@@ -2,13 +2,7 @@ import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
-import {
-  RequestContext,
-  buildDataSourceOptions,
-  closeEmbeddedDatabases,
-  loadConfig,
-  openServiceDataSource,
-} from '@portcullis/core';
+import { RequestContext } from '@portcullis/core';
 import {
   Outbox,
   messagingTablesMigration,
@@ -17,14 +11,14 @@ import {
   storedOutboxRows,
 } from '@portcullis/messaging';
 
-import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { type EmbeddedDatabase, openEmbeddedDatabase } from '../../../../jest/embedded-database';
 import { CreateOrders1764806500000 } from '../migrations/1764806500000-create-orders';
 import { OrderLine } from './order-line.entity';
 import { OrderWriter } from './order-writer';
 import { Order } from './order.entity';
 
 describe('writing placed orders, on a real database', () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
   let writer: OrderWriter;
   const outbox = new Outbox('orders');
@@ -92,27 +86,21 @@ describe('writing placed orders, on a real database', () => {
   const uniqueViolation = { driverError: { code: '23505' } };
 
   beforeAll(async () => {
-    directory = createTempDir('order-writer');
-    db = await openServiceDataSource(
-      buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
-        service: 'orders',
-        entities: [],
-        migrations: [
-          CreateOrders1764806500000,
-          messagingTablesMigration('orders'),
-          outboxTraceContextMigration('orders'),
-          outboxPublishedRowsMigration('orders'),
-        ],
-      }),
-    );
+    database = await openEmbeddedDatabase('order-writer', {
+      service: 'orders',
+      entities: [],
+      migrations: [
+        CreateOrders1764806500000,
+        messagingTablesMigration('orders'),
+        outboxTraceContextMigration('orders'),
+        outboxPublishedRowsMigration('orders'),
+      ],
+    });
+    db = database.db;
     writer = new OrderWriter(db);
   }, 60_000);
 
-  afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
-    removeTempDir(directory);
-  });
+  afterAll(() => database?.close());
 
   afterEach(() => jest.restoreAllMocks());
 

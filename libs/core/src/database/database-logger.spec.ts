@@ -2,34 +2,24 @@ import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 
-import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
-import { loadConfig } from '../config/app-config';
-import { buildDataSourceOptions } from './data-source-options';
+import { type EmbeddedDatabase, openEmbeddedDatabase } from '../../../../jest/embedded-database';
 import { DatabaseLogger } from './database-logger';
-import { openServiceDataSource } from './database.module';
-import { closeEmbeddedDatabases } from './pglite-pool';
 
 describe('failed statements in the log, on a real database', () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
 
   beforeAll(async () => {
-    directory = createTempDir('database-logger');
-    db = await openServiceDataSource(
-      buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
-        service: 'orders',
-        entities: [],
-        migrations: [],
-      }),
-    );
+    database = await openEmbeddedDatabase('database-logger', {
+      service: 'orders',
+      entities: [],
+      migrations: [],
+    });
+    db = database.db;
     await db.query('CREATE TABLE orders.secrets (id int PRIMARY KEY, digest text NOT NULL UNIQUE)');
   }, 60_000);
 
-  afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
-    removeTempDir(directory);
-  });
+  afterAll(() => database?.close());
 
   afterEach(() => jest.restoreAllMocks());
 

@@ -3,16 +3,10 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 
 import type { AuditRecord } from '@portcullis/audit';
-import {
-  RequestContext,
-  buildDataSourceOptions,
-  closeEmbeddedDatabases,
-  loadConfig,
-  openServiceDataSource,
-} from '@portcullis/core';
+import { RequestContext } from '@portcullis/core';
 
 import { RecordingSecurityEvents } from '../../../../jest/signed-envelopes';
-import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { type EmbeddedDatabase, openEmbeddedDatabase } from '../../../../jest/embedded-database';
 import { VerifiedMessage } from '../envelope';
 import { MAX_DELIVERIES } from './event-stream';
 import { InboxRecord } from './inbox-record.entity';
@@ -24,15 +18,13 @@ import { OUTBOX_LEASE_SECONDS, Outbox, type StoredOutboxRow, onOutboxWritten } f
 import { OutboxAuditSink } from './outbox-audit-sink';
 import { OutboxRecord } from './outbox-record.entity';
 
-/** billing's outbox and inbox on an embedded database in `directory`. */
-function openMessagingTables(directory: string): Promise<DataSource> {
-  return openServiceDataSource(
-    buildDataSourceOptions(loadConfig({ DATA_DIR: directory }), {
-      service: 'billing',
-      entities: [OutboxRecord, InboxRecord],
-      migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
-    }),
-  );
+/** billing's outbox and inbox on an embedded database of their own. */
+function openMessagingTables(label: string): Promise<EmbeddedDatabase> {
+  return openEmbeddedDatabase(label, {
+    service: 'billing',
+    entities: [OutboxRecord, InboxRecord],
+    migrations: [messagingTablesMigration('billing'), outboxTraceContextMigration('billing')],
+  });
 }
 
 /** Of three deliveries, the middle one failed, and only the others are in the inbox. */
@@ -97,23 +89,19 @@ describe(InProcessEventStream.name, () => {
 });
 
 describe('the outbox and the inbox on a real database', () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
   let events: RecordingSecurityEvents;
   let sink: OutboxAuditSink;
 
   beforeAll(async () => {
-    directory = createTempDir('durable');
-    db = await openMessagingTables(directory);
+    database = await openMessagingTables('durable');
+    db = database.db;
     events = new RecordingSecurityEvents();
     sink = new OutboxAuditSink('billing', db, new Outbox('billing'));
   }, 60_000);
 
-  afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
-    removeTempDir(directory);
-  });
+  afterAll(() => database?.close());
 
   it('applies a message once, however often it arrives, and records each repeat', async () => {
     const inbox = new Inbox('billing', db, events, sink);
@@ -319,7 +307,7 @@ describe('the outbox and the inbox on a real database', () => {
 });
 
 describe('the inbox applying messages in one statement, on a real database', () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
   let events: RecordingSecurityEvents;
   let inbox: Inbox;
@@ -376,8 +364,8 @@ describe('the inbox applying messages in one statement, on a real database', () 
     );
 
   beforeAll(async () => {
-    directory = createTempDir('inbox-statement');
-    db = await openMessagingTables(directory);
+    database = await openMessagingTables('inbox-statement');
+    db = database.db;
     await db.query(`CREATE TABLE billing.done_keys (key varchar(8) PRIMARY KEY)`);
     events = new RecordingSecurityEvents();
     inbox = new Inbox('billing', db, events, new OutboxAuditSink('billing', db, outbox));
@@ -389,11 +377,7 @@ describe('the inbox applying messages in one statement, on a real database', () 
     events.announced.splice(0);
   });
 
-  afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
-    removeTempDir(directory);
-  });
+  afterAll(() => database?.close());
 
   it('applies the new messages of a batch and writes their rows in one statement', async () => {
     const [earlier, fresh, again] = [randomUUID(), randomUUID(), randomUUID()];

@@ -9,16 +9,10 @@ import {
   AuditRecordedEvent,
   auditBatchMessageId,
 } from '@portcullis/contracts';
-import {
-  buildDataSourceOptions,
-  closeEmbeddedDatabases,
-  loadConfig,
-  RequestContext,
-  openServiceDataSource,
-} from '@portcullis/core';
+import { RequestContext } from '@portcullis/core';
 
 import { EnvelopeFixture } from '../../../../jest/signed-envelopes';
-import { createTempDir, removeTempDir } from '../../../../jest/temp-dir';
+import { type EmbeddedDatabase, openEmbeddedDatabase } from '../../../../jest/embedded-database';
 import type { EventStream } from './event-stream';
 import { messagingTablesMigration } from './messaging-tables.migration';
 import { outboxTraceContextMigration } from './outbox-trace-context.migration';
@@ -201,32 +195,27 @@ describe(packAuditRows.name, () => {
 });
 
 describe(`${OutboxRelay.name} on a real database`, () => {
-  let directory: string;
+  let database: EmbeddedDatabase;
   let db: DataSource;
   let fixture: EnvelopeFixture;
 
   beforeAll(async () => {
-    directory = createTempDir('relay');
     fixture = EnvelopeFixture.create();
-    const config = loadConfig({ DATA_DIR: directory });
-    db = await openServiceDataSource(
-      buildDataSourceOptions(config, {
-        service: 'orders',
-        entities: [OutboxRecord],
-        migrations: [
-          messagingTablesMigration('orders'),
-          outboxTraceContextMigration('orders'),
-          outboxPublishedRowsMigration('orders'),
-        ],
-      }),
-    );
+    database = await openEmbeddedDatabase('relay', {
+      service: 'orders',
+      entities: [OutboxRecord],
+      migrations: [
+        messagingTablesMigration('orders'),
+        outboxTraceContextMigration('orders'),
+        outboxPublishedRowsMigration('orders'),
+      ],
+    });
+    db = database.db;
   }, 60_000);
 
   afterAll(async () => {
-    await db?.destroy();
-    await closeEmbeddedDatabases();
+    await database?.close();
     fixture?.remove();
-    removeTempDir(directory);
   });
 
   beforeEach(async () => {
