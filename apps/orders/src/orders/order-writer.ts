@@ -1,12 +1,7 @@
 import type { DataSource } from 'typeorm';
 
 import { RequestContext, type RequestContextState, preparedStatement } from '@portcullis/core';
-import {
-  type StoredOutboxRow,
-  outboxInsert,
-  outboxRowsJson,
-  ownedOutboxRowsJson,
-} from '@portcullis/messaging';
+import { type StoredOutboxRow, outboxInsert, ownedOutboxRowsJson } from '@portcullis/messaging';
 
 import type { Order } from './order.entity';
 
@@ -20,9 +15,9 @@ const MAX_ORDERS_PER_STATEMENT = 64;
 interface Waiting {
   readonly order: Order;
   readonly events: readonly StoredOutboxRow[];
-  /** The request that placed it: its statement alone runs, and logs, in that context. */
+  /** The request that placed it: a statement of its own runs, and logs, in that context. */
   readonly context: RequestContextState | undefined;
-  readonly resolve: () => void;
+  readonly resolve: (written: boolean) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -32,12 +27,13 @@ interface Waiting {
  * the event loop share that statement: one round trip and one commit for all of them, where
  * each took its own.
  *
- * A shared statement writes each order only if its `Idempotency-Key` is free (`ON CONFLICT DO
- * NOTHING`), and the rows of an order it skipped are skipped with it. A skipped order, or every
- * order of a statement that failed, is then written by a statement of its own, so that each
- * order meets the outcome it would have met alone: a taken key fails with the unique violation
- * the caller answers with the order that holds it, a bad order fails alone. A statement that
- * failed for a reason no order can cause (the database unreachable) fails them all at once.
+ * The statement writes each order only if its `Idempotency-Key` is free (`ON CONFLICT DO
+ * NOTHING`), and the rows of an order it skipped are skipped with it: `write` then resolves to
+ * false, and the order that holds the key (committed before, or earlier in the same
+ * statement) is there to be read. If a shared statement failed on a value, a constraint or a
+ * deadlock, each of its orders is written by a statement of its own, so that a bad order fails
+ * alone; a statement that failed for a reason no order can cause (the database unreachable)
+ * fails them all at once.
  */
 export class OrderWriter {
   private waiting: Waiting[] = [];
@@ -45,8 +41,11 @@ export class OrderWriter {
 
   constructor(private readonly db: DataSource) {}
 
-  /** Resolves once the order and its rows are committed; rejects as its own insert would. */
-  write(order: Order, events: readonly StoredOutboxRow[]): Promise<void> {
+  /**
+   * Resolves once the order and its rows are committed (true), or once the statement skipped
+   * it because its `Idempotency-Key` is taken (false); rejects if the database refused it.
+   */
+  write(order: Order, events: readonly StoredOutboxRow[]): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ order, events, context: RequestContext.current(), resolve, reject });
       if (this.scheduled) return;
@@ -63,23 +62,19 @@ export class OrderWriter {
     this.waiting = [];
     for (let at = 0; at < waiting.length; at += MAX_ORDERS_PER_STATEMENT) {
       const orders = waiting.slice(at, at + MAX_ORDERS_PER_STATEMENT);
+      const written = orders.length === 1 ? this.writeAlone(orders[0]) : this.writeTogether(orders);
       // Every order is settled by then; should anything throw all the same, none waits forever
       // (an order already settled ignores this).
-      this.writeTogether(orders).catch((error: unknown) => {
+      written.catch((error: unknown) => {
         for (const { reject } of orders) reject(error);
       });
     }
   }
 
   private async writeTogether(orders: Waiting[]): Promise<void> {
-    if (orders.length === 1) return this.writeAlone(orders[0]);
-    let rows: Array<{ id: string }>;
+    let written: Set<string>;
     try {
-      rows = await this.db.query<Array<{ id: string }>>(PLACE_ORDERS, [
-        JSON.stringify(orders.map(({ order }) => orderColumns(order))),
-        JSON.stringify(orders.flatMap(({ order }) => lineColumns(order))),
-        ownedOutboxRowsJson(orders.map(({ order, events }) => ({ owner: order.id, rows: events }))),
-      ]);
+      written = await this.place(orders);
     } catch (error) {
       // Nothing of the statement was written. If one of the orders may be to blame, each on
       // its own, one after another (at once, they would take every connection of the pool);
@@ -91,36 +86,29 @@ export class OrderWriter {
       for (const waiting of orders) await this.writeAlone(waiting);
       return;
     }
-    const written = new Set(rows.map((row) => row.id));
-    const skipped = orders.filter((waiting) => !written.has(waiting.order.id));
-    for (const waiting of orders) if (written.has(waiting.order.id)) waiting.resolve();
-    for (const waiting of skipped) await this.writeAlone(waiting);
+    for (const waiting of orders) waiting.resolve(written.has(waiting.order.id));
   }
 
   private writeAlone(waiting: Waiting): Promise<void> {
-    const write = () => this.placeAlone(waiting);
+    const write = async () => {
+      try {
+        const written = await this.place([waiting]);
+        waiting.resolve(written.has(waiting.order.id));
+      } catch (error) {
+        waiting.reject(error);
+      }
+    };
     return waiting.context ? RequestContext.run(waiting.context, write) : write();
   }
 
-  private async placeAlone({ order, events, resolve, reject }: Waiting): Promise<void> {
-    try {
-      await this.db.query(PLACE_ORDER, [
-        order.id,
-        order.customerId,
-        order.status,
-        order.totalCents,
-        order.currency,
-        order.idempotencyKey,
-        order.requestHash,
-        order.createdAt.toISOString(),
-        order.updatedAt.toISOString(),
-        JSON.stringify(lineColumns(order)),
-        outboxRowsJson(events),
-      ]);
-      resolve();
-    } catch (error) {
-      reject(error);
-    }
+  /** Runs {@link PLACE_ORDERS} for `orders`; resolves to the ids of those it wrote. */
+  private async place(orders: readonly Waiting[]): Promise<Set<string>> {
+    const rows = await this.db.query<Array<{ id: string }>>(PLACE_ORDERS, [
+      JSON.stringify(orders.map(({ order }) => orderColumns(order))),
+      JSON.stringify(orders.flatMap(({ order }) => lineColumns(order))),
+      ownedOutboxRowsJson(orders.map(({ order, events }) => ({ owner: order.id, rows: events }))),
+    ]);
+    return new Set(rows.map((row) => row.id));
   }
 }
 
@@ -150,7 +138,7 @@ function orderColumns(order: Order) {
   };
 }
 
-/** An order's rows of `orders.order_lines` (the statement for one order ignores `order_id`). */
+/** An order's rows of `orders.order_lines`, as {@link PLACE_ORDERS} reads them. */
 function lineColumns(order: Order) {
   return order.lines.map((line) => ({
     order_id: order.id,
@@ -164,30 +152,10 @@ function lineColumns(order: Order) {
 }
 
 /**
- * One order, its lines and its outbox rows (the lines' foreign key is checked at the end of
- * the statement). Prepared once per connection.
- */
-const PLACE_ORDER = preparedStatement(
-  `WITH placed AS (
-       INSERT INTO orders.orders (id, customer_id, status, total_cents, currency,
-                                  idempotency_key, request_hash, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       RETURNING id),
-     lines AS (
-       INSERT INTO orders.order_lines (order_id, line_no, sku, name, unit_price_cents, quantity,
-                                       line_total_cents)
-       SELECT placed.id, l.line_no, l.sku, l.name, l.unit_price_cents, l.quantity,
-              l.line_total_cents
-         FROM placed, jsonb_to_recordset($10::jsonb) AS l(
-           line_no smallint, sku varchar, name varchar, unit_price_cents integer,
-           quantity integer, line_total_cents bigint))
-     ${outboxInsert('orders', 11)}`,
-);
-
-/**
- * Several orders, each with its lines and outbox rows unless its `Idempotency-Key` is taken
- * (by an order committed before, or by another of the same statement); returns the ids of the
- * orders written. Prepared once per connection.
+ * Orders, each with its lines and outbox rows unless its `Idempotency-Key` is taken (by an
+ * order committed before, or by another of the same statement); returns the ids of the orders
+ * written. The lines' foreign key is checked at the end of the statement. Prepared once per
+ * connection.
  */
 const PLACE_ORDERS = preparedStatement(
   `WITH placed AS (

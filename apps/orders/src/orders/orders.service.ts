@@ -31,7 +31,6 @@ import { OrderWriter } from './order-writer';
 import { Order } from './order.entity';
 import type { CreateOrderDto, OrderView } from './order.dto';
 
-const UNIQUE_VIOLATION = '23505';
 const LIST_LIMIT = 100;
 
 @Injectable()
@@ -52,8 +51,8 @@ export class OrdersService {
 
   /**
    * Places an order priced from the catalogue. A repeated `Idempotency-Key` returns the first:
-   * the unique key refuses the second insert, and the order that holds the key is returned
-   * (a first use, the usual case, costs no look-up).
+   * the statement skips an order whose key is taken, and the order that holds the key is
+   * returned (a first use, the usual case, costs no look-up).
    */
   async place(actor: Actor, input: CreateOrderDto, idempotencyKey?: string): Promise<OrderView> {
     const requestHash = hashRequest(input);
@@ -82,18 +81,16 @@ export class OrdersService {
       ]),
     ];
     const stored = storedOutboxRows(this.db, 'orders', events);
-    try {
-      await this.writer.write(order, stored);
+    if (await this.writer.write(order, stored)) {
       outboxWritten(this.db, stored);
-    } catch (error) {
-      if (idempotencyKey && isUniqueViolation(error)) {
-        const winner = await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash);
-        if (winner) return winner;
-      }
-      throw error;
+      return view(order);
     }
-
-    return view(order);
+    // Skipped: another order holds its key (an order without a key is never skipped).
+    const winner = idempotencyKey
+      ? await this.findByIdempotencyKey(actor.id, idempotencyKey, requestHash)
+      : undefined;
+    if (!winner) throw new Error('an order was skipped for a key that no order holds');
+    return winner;
   }
 
   async list(actor: Actor): Promise<OrderView[]> {
@@ -278,10 +275,6 @@ export class OrdersService {
 function hashRequest(input: CreateOrderDto): string {
   const canonical = input.items.map((item) => [item.sku, item.quantity]);
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  return (error as { driverError?: { code?: string } }).driverError?.code === UNIQUE_VIOLATION;
 }
 
 function view(order: Order): OrderView {
